@@ -1,0 +1,280 @@
+"""Stage `manifest`: automatic flags per sampled work, thumbnails, and the curator's file.
+
+Outputs: `data/interim/manifest_auto.csv` (sample + image_path, thumb_path, flags, flag_reasons,
+suggested_decision) and `data/review/thumbs/<lot_key>.jpg`. Then `data/review/manifest.csv` (the curator's,
+never a DVC output) is created when absent, extended (after a backup to `data/review/history/`) when the
+sample holds lots it lacks, and otherwise left byte-for-byte alone. A malformed curator file stops the
+stage before anything is written.
+
+Perceptual hashes are cached in memory by file sha1 for the run (byte-identical files are decoded once);
+no cache file is kept, because every run must decode every image anyway to rebuild the thumbnails, which
+DVC deletes before the stage runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+import pandas as pd
+
+from common import atomic_path, atomic_write, load_params, progress, safe_join
+from curation import imaging, text
+from curation.review_csv import HISTORY_COLUMN, ROW, read_curator_manifest, write_review_csv
+
+log = logging.getLogger("curation.manifest")
+
+SAMPLE_CSV = Path("data/interim/sample.csv")
+IMAGES_JSONL = Path("data/raw/images.jsonl")
+IMAGES_DIR = Path("data/raw/images")
+REVIEW_DIR = Path("data/review")
+THUMBS_DIR = REVIEW_DIR / "thumbs"
+HISTORY_DIR = REVIEW_DIR / "history"
+MANIFEST_AUTO = Path("data/interim/manifest_auto.csv")
+CURATOR_MANIFEST = REVIEW_DIR / "manifest.csv"
+
+THUMB_JPEG_QUALITY = 85
+AUTO_COLUMNS = ("image_path", "thumb_path", "flags", "flag_reasons", "suggested_decision")
+CURATOR_COLUMNS = (HISTORY_COLUMN, "decision", "note")
+FLAG_SEPARATOR = ";"
+REASON_SEPARATOR = "; "
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the flags need from one image file; `error` set when it could not be decoded."""
+
+    width: int = 0
+    height: int = 0
+    channel_spread: int = 0  # max over thumbnail pixels of (max channel - min channel)
+    phash: int | None = None  # 64-bit perceptual hash
+    error: str = ""
+
+
+def read_fetch_log(path: Path) -> dict[str, dict[str, Any]]:
+    """lot_key -> its images.jsonl record (the last line wins when a lot was fetched twice).
+
+    Raises:
+        ValueError: a line that is not a JSON object with a lot_key (file and line named).
+    """
+    records: dict[str, dict[str, Any]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {number}: not valid JSON ({exc})") from exc
+            if not isinstance(record, dict) or not isinstance(record.get("lot_key"), str):
+                raise ValueError(f"{path}: line {number}, field lot_key: missing or not a string")
+            records[record["lot_key"]] = record
+    return records
+
+
+def file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inspect_image(path: Path, thumb_target: Path, thumb_size: int) -> ImageFacts:
+    """Decode `path`, write its JPEG thumbnail to `thumb_target`, and measure what the flags need."""
+    try:
+        decoded = imaging.decode_rgb(path, draft_box=2 * thumb_size)
+    except imaging.ImageRejected as exc:
+        return ImageFacts(error=str(exc))
+    thumb = imaging.make_thumbnail(decoded.image, thumb_size)
+    pixels = np.asarray(thumb, dtype=np.int16)
+    spread = int((pixels.max(axis=2) - pixels.min(axis=2)).max())
+    with atomic_path(thumb_target) as tmp:
+        thumb.save(tmp, format="JPEG", quality=THUMB_JPEG_QUALITY)
+    width, height = decoded.source_size
+    return ImageFacts(width, height, spread, int(str(imagehash.phash(decoded.image)), 16))
+
+
+def text_flags(title: str, medium: str, review: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(flag, reason) for sculpture and sketch keywords in the title or the medium."""
+    flags = []
+    for flag, keywords in (("likely_sculpture", review["sculpture_keywords"]), ("likely_sketch", review["sketch_keywords"])):
+        for field_name, value in (("medium", medium), ("title", title)):
+            keyword = text.find_keyword(value, keywords)
+            if keyword:
+                flags.append((flag, f"{field_name} mentions {keyword!r}"))
+                break
+    return flags
+
+
+def image_flags(facts: ImageFacts, review: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(flag, reason) from the decoded image: unreadable, tiny, grayscale."""
+    if facts.error:
+        return [("unreadable", facts.error)]
+    flags = []
+    if min(facts.width, facts.height) < int(review["min_side"]):
+        flags.append(("tiny", f"{facts.width}x{facts.height} px, short side < {review['min_side']}"))
+    if facts.channel_spread <= int(review["grayscale_tolerance"]):
+        flags.append(("grayscale", f"channel spread {facts.channel_spread} <= {review['grayscale_tolerance']}"))
+    return flags
+
+
+def near_duplicates(hashes: Sequence[int | None], lot_keys: Sequence[str], max_distance: int) -> dict[int, str]:
+    """Row index -> reason, for every row whose phash is within `max_distance` of an earlier row's.
+
+    The first row of a group stays unflagged; each later one names the earliest row it matches.
+    """
+    known = np.array([h if h is not None else 0 for h in hashes], dtype=np.uint64)
+    present = np.array([h is not None for h in hashes])
+    found: dict[int, str] = {}
+    for i in range(1, len(hashes)):
+        if not present[i]:
+            continue
+        distances = np.bitwise_count(known[:i] ^ known[i])
+        matches = np.flatnonzero(present[:i] & (distances <= max_distance))
+        if matches.size:
+            j = int(matches[0])
+            found[i] = f"phash distance {int(distances[j])} to {lot_keys[j]}"
+    return found
+
+
+def _image_location(lot_key: str, fetch: Mapping[str, dict[str, Any]], images_dir: Path) -> tuple[str, Path | None, str]:
+    """(image_path as recorded, resolved file or None, why there is none)."""
+    record = fetch.get(lot_key)
+    if record is None:
+        return "", None, "not in images.jsonl (not fetched)"
+    image_path = record.get("image_path") or ""
+    if not image_path:
+        return "", None, f"fetch {record.get('status') or 'failed'}: {record.get('reason') or 'no file'}"
+    try:
+        return image_path, safe_join(images_dir, image_path), ""
+    except ValueError:
+        return image_path, None, f"unsafe image_path {image_path!r}"
+
+
+def _facts_cached(file_path: Path, thumb_target: Path, thumb_size: int, cache: dict[str, tuple[ImageFacts, Path]]) -> ImageFacts:
+    """inspect_image, once per distinct file content: a byte-identical file reuses the facts and the thumbnail."""
+    sha1 = file_sha1(file_path)
+    if sha1 not in cache:
+        cache[sha1] = (inspect_image(file_path, thumb_target, thumb_size), thumb_target)
+    facts, first_thumb = cache[sha1]
+    if not facts.error and first_thumb != thumb_target:
+        with atomic_write(thumb_target, "wb") as fh:
+            fh.write(first_thumb.read_bytes())
+    return facts
+
+
+def build_auto_manifest(sample: pd.DataFrame, fetch: Mapping[str, dict[str, Any]], images_dir: Path, thumbs_dir: Path, review: Mapping[str, Any]) -> pd.DataFrame:
+    """The sample plus image_path, thumb_path, flags, flag_reasons, suggested_decision; thumbnails written."""
+    thumb_size = int(review["thumb_size"])
+    cache: dict[str, tuple[ImageFacts, Path]] = {}
+    image_paths, thumb_paths, row_flags, hashes = [], [], [], []
+    for row in progress(sample.itertuples(index=False), desc="manifest: images", total=len(sample), unit="img"):
+        image_path, file_path, missing_reason = _image_location(row.lot_key, fetch, images_dir)
+        flags = text_flags(row.title, row.medium, review)
+        facts = None
+        if file_path is None and not image_path:
+            flags.insert(0, ("no_image", missing_reason))
+        elif file_path is None or not file_path.is_file():
+            flags.insert(0, ("unreadable", missing_reason or f"missing file {image_path}"))
+        else:
+            thumb_target = safe_join(thumbs_dir, f"{row.lot_key}.jpg")
+            facts = _facts_cached(file_path, thumb_target, thumb_size, cache)
+            flags = image_flags(facts, review) + flags
+        image_paths.append(image_path)
+        thumb_paths.append(f"thumbs/{row.lot_key}.jpg" if facts is not None and not facts.error else "")
+        hashes.append(facts.phash if facts is not None else None)
+        row_flags.append(flags)
+    for index, reason in near_duplicates(hashes, sample["lot_key"].tolist(), int(review["phash_max_distance"])).items():
+        row_flags[index].append(("near_duplicate", reason))
+    return sample.assign(
+        image_path=image_paths,
+        thumb_path=thumb_paths,
+        flags=[FLAG_SEPARATOR.join(flag for flag, _ in flags) for flags in row_flags],
+        flag_reasons=[REASON_SEPARATOR.join(f"{flag}: {reason}" for flag, reason in flags) for flags in row_flags],
+        suggested_decision=["drop" if flags else "keep" for flags in row_flags],
+    )
+
+
+def new_curator_manifest(auto: pd.DataFrame) -> pd.DataFrame:
+    """The curator's file for a first review: every row in the sample, decisions as suggested."""
+    return auto.assign(**{HISTORY_COLUMN: "yes", "decision": auto["suggested_decision"], "note": ""})
+
+
+def merge_curator_manifest(existing: pd.DataFrame, auto: pd.DataFrame) -> pd.DataFrame:
+    """Extend the curator's file to a new sample, keeping every decision and note.
+
+    Rows in the sample come first, in sample order, with fresh automatic columns; a lot already reviewed keeps
+    its `decision`, `note` and any extra columns the curator added. Rows no longer sampled follow, unchanged
+    except `in_sample` = no. New lots get the suggested decision and an empty note.
+    """
+    internal = {ROW, "decision_normalised"}
+    extra_columns = [c for c in existing.columns if c not in set(auto.columns) | set(CURATOR_COLUMNS) | internal]
+    columns = [*auto.columns, *CURATOR_COLUMNS, *extra_columns]
+    previous = existing.set_index("lot_key", drop=False)
+    rows = []
+    for record in auto.to_dict("records"):
+        key = record["lot_key"]
+        if key in previous.index:
+            old = previous.loc[key]
+            rows.append({**record, HISTORY_COLUMN: "yes", "decision": old["decision"], "note": old.get("note", ""),
+                         **{c: old[c] for c in extra_columns}})
+        else:
+            rows.append({**record, HISTORY_COLUMN: "yes", "decision": record["suggested_decision"], "note": ""})
+    sampled = set(auto["lot_key"])
+    for record in existing.to_dict("records"):
+        if record["lot_key"] not in sampled:
+            rows.append({**{c: record.get(c, "") for c in columns}, HISTORY_COLUMN: "no"})
+    return pd.DataFrame(rows, columns=columns).fillna("")
+
+
+def backup_name(history_dir: Path, now: datetime) -> Path:
+    """history/manifest.<UTC timestamp>.csv, never overwriting an earlier backup."""
+    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    candidate = history_dir / f"manifest.{stamp}.csv"
+    counter = 1
+    while candidate.exists():
+        candidate = history_dir / f"manifest.{stamp}.{counter}.csv"
+        counter += 1
+    return candidate
+
+
+def update_curator_manifest(path: Path, existing: pd.DataFrame | None, auto: pd.DataFrame, history_dir: Path, now: datetime) -> str:
+    """Create, extend (after a backup) or leave alone the curator's file; returns what was done."""
+    if existing is None:
+        write_review_csv(path, new_curator_manifest(auto))
+        return f"created {path} ({len(auto)} rows)"
+    new_keys = set(auto["lot_key"]) - set(existing["lot_key"])
+    if not new_keys:
+        return f"{path} unchanged (no newly sampled lots)"
+    backup = backup_name(history_dir, now)
+    with atomic_write(backup, "wb") as fh:
+        fh.write(path.read_bytes())
+    write_review_csv(path, merge_curator_manifest(existing, auto))
+    return f"extended {path} with {len(new_keys)} new lots (previous version saved as {backup})"
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    review = load_params("review")
+    sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
+    existing = read_curator_manifest(CURATOR_MANIFEST) if CURATOR_MANIFEST.exists() else None
+    fetch = read_fetch_log(IMAGES_JSONL)
+    THUMBS_DIR.mkdir(parents=True, exist_ok=True)
+    auto = build_auto_manifest(sample, fetch, IMAGES_DIR, THUMBS_DIR, review)
+    write_review_csv(MANIFEST_AUTO, auto)
+    flagged = int((auto["suggested_decision"] == "drop").sum())
+    log.info("%d rows -> %s (%d flagged)", len(auto), MANIFEST_AUTO, flagged)
+    log.info(update_curator_manifest(CURATOR_MANIFEST, existing, auto, HISTORY_DIR, datetime.now(timezone.utc)))
+
+
+if __name__ == "__main__":
+    main()

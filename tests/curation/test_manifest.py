@@ -1,0 +1,142 @@
+"""Stage manifest: automatic flags, thumbnails, and the curator's file (created, kept, extended with a backup)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from curation import apply_review, manifest
+from curation.review_csv import ReviewCsvError, read_review_csv, write_review_csv
+from tests.curation.conftest import jpeg_bytes, pattern_image
+
+SAMPLE_COLUMNS = ["lot_key", "artist_key", "artist", "title", "sale_title", "sale_date", "medium", "kind", "dimensions",
+                  "price_realised", "currency", "image_url", "lot_url"]
+
+
+def sample_row(key, title="Untitled", medium="oil on canvas"):
+    return {"lot_key": key, "artist_key": "ann-a", "artist": "Ann A", "title": title, "sale_title": "Sale", "sale_date": "2019-05-16",
+            "medium": medium, "kind": "painting", "dimensions": "", "price_realised": "100.0", "currency": "USD",
+            "image_url": f"https://img/{key}.jpg", "lot_url": f"https://www.christies.com/en/lot/lot-{key}"}
+
+
+def write_inputs(repo, rows, fetch):
+    (repo / "data/interim").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=SAMPLE_COLUMNS).to_csv(repo / "data/interim/sample.csv", index=False)
+    (repo / "data/raw").mkdir(parents=True, exist_ok=True)
+    (repo / "data/raw/images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fetch))
+
+
+def put_image(repo, relative, data):
+    path = repo / "data/raw/images" / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return {"lot_key": relative.split("/")[-1].rsplit(".", 1)[0], "image_url": "u", "image_path": relative, "image_sha1": "x", "status": "downloaded", "reason": None}
+
+
+@pytest.fixture
+def flagged_repo(repo):
+    original = jpeg_bytes(pattern_image(100, 80, seed=1))
+    fetch = [
+        put_image(repo, "s/www-a-1.jpg", original),
+        put_image(repo, "s/www-a-2.jpg", jpeg_bytes(pattern_image(150, 120, seed=1))),  # the same print, another size
+        put_image(repo, "s/www-a-3.jpg", jpeg_bytes(pattern_image(30, 20, seed=3))),
+        put_image(repo, "s/www-a-4.jpg", jpeg_bytes(pattern_image(90, 90, seed=4).convert("L"))),
+        put_image(repo, "s/www-a-5.jpg", original[:700]),
+        {"lot_key": "www-a-6", "image_url": "u", "image_path": None, "image_sha1": None, "status": "failed", "reason": "HTTP 404"},
+        put_image(repo, "s/www-a-7.jpg", jpeg_bytes(pattern_image(100, 100, seed=7))),
+        put_image(repo, "s/www-a-8.jpg", original),  # byte-identical to www-a-1
+        put_image(repo, "s/www-a-9.jpg", jpeg_bytes(pattern_image(100, 100, seed=9))),
+    ]
+    rows = [sample_row(f"www-a-{i}") for i in range(1, 10)]
+    rows[6] = sample_row("www-a-7", title="Study for a portrait", medium="oil and plaster on canvas")
+    write_inputs(repo, rows[:8], fetch)  # www-a-9 is held back for the re-sample test
+    return repo, rows, fetch
+
+
+def auto_table(repo):
+    return read_review_csv(repo / "data/interim/manifest_auto.csv", ["lot_key"]).set_index("lot_key")
+
+
+def test_flags_thumbnails_and_first_curator_file(flagged_repo):
+    repo, _, _ = flagged_repo
+    manifest.main()
+    auto = auto_table(repo)
+    assert list(auto.columns) == SAMPLE_COLUMNS[1:] + ["image_path", "thumb_path", "flags", "flag_reasons", "suggested_decision", "_sheet_row"]
+    flags = auto["flags"].to_dict()
+    assert flags["www-a-1"] == ""
+    assert flags["www-a-2"] == "near_duplicate" and "to www-a-1" in auto.at["www-a-2", "flag_reasons"]
+    assert flags["www-a-3"] == "tiny" and "30x20" in auto.at["www-a-3", "flag_reasons"]
+    assert flags["www-a-4"] == "grayscale"
+    assert flags["www-a-5"] == "unreadable" and "truncated" in auto.at["www-a-5", "flag_reasons"]
+    assert flags["www-a-6"] == "no_image" and "HTTP 404" in auto.at["www-a-6", "flag_reasons"]
+    assert flags["www-a-7"] == "likely_sculpture;likely_sketch"
+    assert "medium mentions 'plaster'" in auto.at["www-a-7", "flag_reasons"] and "title mentions 'study'" in auto.at["www-a-7", "flag_reasons"]
+    assert flags["www-a-8"] == "near_duplicate" and "phash distance 0 to www-a-1" in auto.at["www-a-8", "flag_reasons"]
+    assert auto["suggested_decision"].to_dict() == {k: ("keep" if not f else "drop") for k, f in flags.items()}
+    assert auto.at["www-a-1", "image_path"] == "s/www-a-1.jpg" and auto.at["www-a-1", "thumb_path"] == "thumbs/www-a-1.jpg"
+    assert auto.at["www-a-5", "thumb_path"] == "" and auto.at["www-a-6", "image_path"] == ""
+    thumbs = sorted(p.name for p in (repo / "data/review/thumbs").iterdir())
+    assert thumbs == [f"www-a-{i}.jpg" for i in (1, 2, 3, 4, 7, 8)]
+
+    curator = read_review_csv(repo / "data/review/manifest.csv", ["lot_key", "decision", "note", "in_sample"])
+    assert curator["decision"].tolist() == auto["suggested_decision"].tolist()
+    assert set(curator["note"]) == {""} and set(curator["in_sample"]) == {"yes"}
+    assert (repo / "data/review/manifest.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_rerun_without_new_lots_leaves_the_curator_file_alone(flagged_repo):
+    repo, _, _ = flagged_repo
+    manifest.main()
+    path = repo / "data/review/manifest.csv"
+    resaved = path.read_text(encoding="utf-8-sig").replace("\n", "\r\n")
+    path.write_bytes(resaved.encode("utf-8"))  # a CRLF re-save by a spreadsheet, no BOM
+    before = path.read_bytes()
+    manifest.main()
+    assert path.read_bytes() == before
+    assert not (repo / "data/review/history").exists()
+
+
+def test_resample_keeps_decisions_and_backs_up(flagged_repo):
+    repo, rows, fetch = flagged_repo
+    manifest.main()
+    path = repo / "data/review/manifest.csv"
+    curator = read_review_csv(path, ["lot_key", "decision"]).drop(columns="_sheet_row")
+    curator.loc[curator["lot_key"] == "www-a-2", ["decision", "note"]] = ["KEEP", "not a duplicate: other edition"]
+    curator.loc[curator["lot_key"] == "www-a-1", ["decision", "note"]] = ["drop", "=looks wrong"]
+    curator["my_column"] = "mine"
+    write_review_csv(path, curator)
+    before = path.read_bytes()
+
+    write_inputs(repo, rows[1:], fetch)  # the sample changed: www-a-1 gone, www-a-9 new
+    manifest.main()
+    backups = list((repo / "data/review/history").iterdir())
+    assert len(backups) == 1 and backups[0].name.startswith("manifest.") and backups[0].read_bytes() == before
+    merged = read_review_csv(path, ["lot_key", "decision", "note", "in_sample"]).set_index("lot_key")
+    assert (merged.at["www-a-2", "decision"], merged.at["www-a-2", "note"]) == ("KEEP", "not a duplicate: other edition")
+    assert (merged.at["www-a-1", "decision"], merged.at["www-a-1", "note"], merged.at["www-a-1", "in_sample"]) == ("drop", "=looks wrong", "no")
+    assert merged.at["www-a-9", "decision"] == "keep" and merged.at["www-a-9", "in_sample"] == "yes"
+    assert merged.at["www-a-3", "decision"] == "drop" and merged.at["www-a-2", "my_column"] == "mine"
+    assert merged.index.tolist()[-1] == "www-a-1"  # rows no longer sampled come last
+
+    apply_review.main()  # the merged file is valid for the next stage
+    reviewed = pd.read_csv(repo / "data/interim/reviewed.csv", dtype=str, keep_default_na=False)
+    assert set(reviewed["lot_key"]) == {"www-a-2", "www-a-9"}
+
+
+def test_malformed_curator_file_stops_before_writing_anything(flagged_repo):
+    repo, _, _ = flagged_repo
+    path = repo / "data/review/manifest.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"lot_key;decision\r\nwww-a-1;keep\r\nwww-a-1;perhaps\r\n")
+    before = path.read_bytes()
+    with pytest.raises(ReviewCsvError) as error:
+        manifest.main()
+    assert "row 3, column lot_key" in str(error.value) and "row 3, column decision" in str(error.value)
+    assert path.read_bytes() == before
+    assert not (repo / "data/interim/manifest_auto.csv").exists()
+
+
+def test_near_duplicates_name_the_earliest_match():
+    hashes = [0b1111, 0b1110, None, 0b1111 << 40, 0b0111]
+    found = manifest.near_duplicates(hashes, ["k0", "k1", "k2", "k3", "k4"], max_distance=1)
+    assert found == {1: "phash distance 1 to k0", 4: "phash distance 1 to k0"}
