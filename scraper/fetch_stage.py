@@ -1,0 +1,98 @@
+"""DVC stage `fetch_images`: download the images of exactly the sampled works.
+
+    python -m scraper.fetch_stage [--params params.yaml] [--sample data/interim/sample.csv]
+                                  [--raw-dir data/raw] [--crawls-dir crawls]
+
+Runs the `christies_images` spider on `sample.csv` → files under `data/raw/images/` (kept between runs:
+files already there are not fetched again), `data/raw/images.jsonl` (one line per sampled lot, written
+atomically on success) and `data/raw/fetch_stats.json` (always). With `scrape.site: demo` a demo site is
+started and the image URLs recorded by the scrape stage (another port) are rebased onto it with
+`CHRISTIES_IMAGE_BASE_URL`. Exits 1 when the crawl errored (scraper/crawl_check.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections import Counter
+from contextlib import nullcontext
+from pathlib import Path
+
+from common import load_params, write_json
+from scraper.crawl_check import image_crawl_errors, read_jsonl_unique
+from scraper.scrape_stage import check_section, demo_site
+from scraper.spiders.christies_images import read_image_list
+from scraper.stage import DEMO_CRAWL_SETTINGS, read_stats, run_scrapy, scrapy_command, write_jsonl
+
+logger = logging.getLogger("scraper.fetch_stage")
+
+FETCH_KEYS = ("site", "start", "image_width", "contact")
+
+
+def fetch_images(sample: Path, images_dir: Path, raw_dir: Path, job: Path, settings: dict) -> int:
+    """Run `christies_images` on `sample` into `job/`, publish `images.jsonl`; return the exit status."""
+    shutil.rmtree(job, ignore_errors=True)
+    job.mkdir(parents=True)
+    order = {item.lot_key: index for index, item in enumerate(read_image_list(sample))}
+    requested = len(order)
+    feed = job / "images.jsonl.part"
+    settings = {
+        **settings,
+        "FILES_STORE": images_dir,
+        "CHRISTIES_FAILURES_FILE": job / "failures.jsonl",
+        "CHRISTIES_STATS_FILE": job / "fetch_stats.json",
+    }
+    return_code = run_scrapy(scrapy_command("christies_images", {"list": str(sample)}, settings, feed, append=False))
+    stats = read_stats(job / "fetch_stats.json")
+    lines = read_jsonl_unique(feed, "lot_key")
+    outcomes = Counter(str(line.get("status")) for line in lines)
+    stored = outcomes["downloaded"] + outcomes["uptodate"]
+    errors = image_crawl_errors(stats, requested, len(lines), stored)
+    if return_code != 0:
+        errors.insert(0, f"scrapy exited with status {return_code}")
+    summary = {**stats, "requested": requested, **{f"status/{k}": v for k, v in sorted(outcomes.items())},
+               "ok": not errors, "errors": errors}
+    write_json(raw_dir / "fetch_stats.json", summary)
+    if errors:
+        for error in errors:
+            logger.error("image fetch failed: %s", error)
+        return 1
+    write_jsonl(raw_dir / "images.jsonl", sorted(lines, key=lambda line: order.get(line["lot_key"], len(order))))
+    shutil.rmtree(job, ignore_errors=True)
+    logger.info("%d lots: %s", requested, dict(outcomes))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--sample", type=Path, default=Path("data/interim/sample.csv"))
+    parser.add_argument("--raw-dir", type=Path, default=Path("data/raw"))
+    parser.add_argument("--crawls-dir", type=Path, default=Path("crawls"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    params = load_params(path=args.params)
+    scrape, demo = params["scrape"], params["demo"]
+    check_section(scrape, FETCH_KEYS, "scrape", args.params)
+    raw_dir = args.raw_dir.resolve()
+    images_dir = raw_dir / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"CHRISTIES_IMAGE_WIDTH": int(scrape["image_width"]), "CHRISTIES_CONTACT": scrape["contact"]}
+    if scrape["site"] == "demo":
+        context = demo_site(demo, str(scrape["start"]))
+    elif scrape["site"] == "live":
+        context = nullcontext()
+    else:
+        raise ValueError(f"{args.params}: scrape.site is {scrape['site']!r}; expected 'demo' or 'live'")
+    with context as site:
+        if site is not None:
+            settings.update(DEMO_CRAWL_SETTINGS, CHRISTIES_IMAGE_BASE_URL=site.base_url)
+        job = args.crawls_dir.resolve() / "fetch_images"
+        return fetch_images(args.sample.resolve(), images_dir, raw_dir, job, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

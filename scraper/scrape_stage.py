@@ -1,0 +1,142 @@
+"""DVC stage `scrape`: crawl lot records (no images) into data/raw/.
+
+    python -m scraper.scrape_stage [--params params.yaml] [--raw-dir data/raw] [--crawls-dir crawls]
+
+Reads params sections `scrape` and `demo` once. `scrape.site: demo` starts the embedded demo site on
+127.0.0.1 and crawls it with loopback-speed settings; `live` crawls `scrape.base_url` politely, with a JOBDIR
+under `crawls/` so that a stopped or failed run resumes where it stopped when the stage is rerun.
+
+Writes `lots.jsonl` (unique by lot_key) and `rejects.jsonl` atomically, only when the crawl succeeded, and
+`crawl_stats.json` (Scrapy stats + lots, rejects, failures, ok, errors) always. Exits 1 when the crawl errored
+(scraper/crawl_check.py), so DVC does not record a broken crawl as done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections.abc import Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from common import load_params, write_json
+from scraper.crawl_check import lot_crawl_errors, read_jsonl, read_jsonl_unique
+from scraper.stage import DEMO_CRAWL_SETTINGS, count_lines, read_stats, run_scrapy, scrapy_command, write_jsonl
+
+logger = logging.getLogger("scraper.scrape_stage")
+
+SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items")
+
+
+def check_section(section: Mapping[str, Any], keys: tuple[str, ...], name: str, params_path: Path) -> None:
+    missing = [key for key in keys if key not in section]
+    if missing:
+        raise KeyError(f"{params_path}: section {name!r} lacks {', '.join(missing)}")
+
+
+def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: str, job: Path,
+                   fast: bool) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "CHRISTIES_BASE_URL": base_url,
+        "CHRISTIES_ONLINE_BASE_URL": online_base_url,
+        "CHRISTIES_CATEGORIES": list(scrape["categories"]),
+        "CHRISTIES_CONTACT": scrape["contact"],
+        "CHRISTIES_IMAGES": "none",
+        "CHRISTIES_REJECTS_FILE": job / "rejects.jsonl",
+        "CHRISTIES_FAILURES_FILE": job / "failures.jsonl",
+        "CHRISTIES_STATS_FILE": job / "crawl_stats.json",
+        "LOG_FILE_APPEND": False,
+    }
+    if fast:
+        settings.update(DEMO_CRAWL_SETTINGS)
+    else:
+        settings["JOBDIR"] = job / "jobdir"
+    return settings
+
+
+def lot_order(lot: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A stable order for lots.jsonl (crawl order varies with concurrency; DVC hashes the bytes)."""
+    return str(lot.get("sale_date") or ""), str(lot.get("sale_id")), str(lot.get("lot_key"))
+
+
+def crawl_lots(scrape: Mapping[str, Any], base_url: str, online_base_url: str, raw_dir: Path, job: Path,
+               fast: bool) -> int:
+    """Run the `christies` spider into `job/`, then publish its outputs to `raw_dir`; return the exit status."""
+    resume = (job / "jobdir").exists() and not fast
+    if not resume:
+        shutil.rmtree(job, ignore_errors=True)
+    job.mkdir(parents=True, exist_ok=True)
+    feed = job / "lots.jsonl.part"
+    if resume:
+        logger.info("resuming the crawl in %s", job)
+    command = scrapy_command(
+        "christies", {"start": str(scrape["start"]), "end": str(scrape["end"])},
+        crawl_settings(scrape, base_url, online_base_url, job, fast), feed, append=resume,
+    )
+    return_code = run_scrapy(command)
+    stats = read_stats(job / "crawl_stats.json")
+    lots = read_jsonl_unique(feed, "lot_key")
+    errors = lot_crawl_errors(stats, len(lots), int(scrape["min_items"]))
+    if return_code != 0:
+        errors.insert(0, f"scrapy exited with status {return_code}")
+    summary = {
+        **stats,
+        "lots": len(lots),
+        "rejects": count_lines(job / "rejects.jsonl"),
+        "failures": count_lines(job / "failures.jsonl"),
+        "ok": not errors,
+        "errors": errors,
+    }
+    write_json(raw_dir / "crawl_stats.json", summary)
+    if errors:
+        for error in errors:
+            logger.error("crawl failed: %s", error)
+        logger.error("outputs not written; the crawl state is kept in %s", job)
+        return 1
+    write_jsonl(raw_dir / "lots.jsonl", sorted(lots, key=lot_order))
+    write_jsonl(raw_dir / "rejects.jsonl", read_jsonl(job / "rejects.jsonl"))
+    write_jsonl(raw_dir / "crawl_failures.jsonl", read_jsonl(job / "failures.jsonl"))
+    shutil.rmtree(job, ignore_errors=True)
+    logger.info("%d lots, %d rejects, %d failures", summary["lots"], summary["rejects"], summary["failures"])
+    return 0
+
+
+def demo_site(demo_params: Mapping[str, Any], start: str) -> Any:
+    """The demo site context manager (imported lazily: the live crawl does not need it)."""
+    from scraper.demo import DemoSite, build_catalogue  # noqa: PLC0415
+
+    return DemoSite(build_catalogue(demo_params, start=start), faults=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--raw-dir", type=Path, default=Path("data/raw"))
+    parser.add_argument("--crawls-dir", type=Path, default=Path("crawls"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    params = load_params(path=args.params)
+    scrape, demo = params["scrape"], params["demo"]
+    check_section(scrape, SCRAPE_KEYS, "scrape", args.params)
+    raw_dir, crawls_dir = args.raw_dir.resolve(), args.crawls_dir.resolve()
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    site_kind = scrape["site"]
+    if site_kind == "demo":
+        context = demo_site(demo, str(scrape["start"]))
+    elif site_kind == "live":
+        context = nullcontext()
+    else:
+        raise ValueError(f"{args.params}: scrape.site is {site_kind!r}; expected 'demo' or 'live'")
+    with context as site:
+        base_url = site.base_url if site is not None else scrape["base_url"]
+        online_base_url = site.online_base_url if site is not None else scrape["online_base_url"]
+        job = crawls_dir / f"scrape-{site_kind}-{scrape['start']}-{scrape['end']}"
+        return crawl_lots(scrape, base_url, online_base_url, raw_dir, job, fast=site is not None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

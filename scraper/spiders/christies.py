@@ -1,0 +1,295 @@
+"""Spider `christies`: Christie's results calendar → closed 2-D art sales → one record per lot.
+
+    scrapy crawl christies -a start=2019-01 -a end=2019-04 -O lots.jsonl
+
+Route (christies-site.md §0): calendar API per month (HTML page as fallback) → keep sales of
+CHRISTIES_CATEGORIES that are CLOSED → www sales: `lotsearch` JSON pages until `total_hits_filtered` lots are
+collected; online-only sales: `sso` landing (302) → `searchLots` JSON pages. When an API listing is refused
+(robots.txt) or fails, the sale page's embedded `window.chrComponents` JSON is read instead (`?page=N`,
+cumulative). A listing that fails with no route left is counted as lost (`christies/listing_failed`, the
+failures file), never taken for an empty sale. The spider is thin: all parsing is in scraper/parsing.py.
+
+Callback state travels in `cb_kwargs` (picklable), so a JOBDIR pause/resume keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy import Request, Spider
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.http import Response
+from scrapy.settings import BaseSettings
+from twisted.python.failure import Failure
+
+from scraper import parsing
+from scraper.items import LotItem, lot_export_fields
+from scraper.middlewares import FALLBACK_META, KIND_META, FailureLogMiddleware, failure_reason
+from scraper.parsing import ExtractionError, Sale
+from scraper.spiders import apply_contact_user_agent
+
+UNREADABLE = (ValueError, ExtractionError)  # json.JSONDecodeError is a ValueError
+
+
+def should_fetch_next_page(
+    page: int, total: int | None, total_pages: int | None, collected: int, new_on_page: int, page_size: int | None
+) -> bool:
+    """Whether another listing page can add lots.
+
+    A page that adds nothing ends the sale (guards against servers that repeat the last page). Otherwise the
+    true lot count decides when known, then the page count, then a full page (`page_size` lots) hints at more.
+    """
+    if new_on_page == 0:
+        return False
+    if total is not None:
+        return collected < total
+    if total_pages is not None:
+        return page < total_pages
+    return page_size is not None and new_on_page >= page_size
+
+
+class ChristiesSpider(Spider):
+    name = "christies"
+
+    def __init__(self, start: str | None = None, end: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not start or not end:
+            raise ValueError("christies spider: pass -a start=YYYY-MM -a end=YYYY-MM")
+        self.months = parsing.months(start, end)
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        super().update_settings(settings)
+        fields = lot_export_fields(
+            with_images=settings.get("CHRISTIES_IMAGES", "all") == "all",
+            with_details=settings.getbool("CHRISTIES_LOT_DETAILS"),
+        )
+        settings.set("FEED_EXPORT_FIELDS", fields, priority="spider")
+        apply_contact_user_agent(settings)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ChristiesSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.base_url = settings.get("CHRISTIES_BASE_URL").rstrip("/")
+        spider.online_base_url = settings.get("CHRISTIES_ONLINE_BASE_URL").rstrip("/")
+        spider.categories = frozenset(settings.getlist("CHRISTIES_CATEGORIES"))
+        spider.component = settings.get("CHRISTIES_COMPONENT")
+        spider.page_size = settings.getint("CHRISTIES_LOTSEARCH_PAGE_SIZE")
+        spider.lot_details = settings.getbool("CHRISTIES_LOT_DETAILS")
+        return spider
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _stat(self, key: str, count: int = 1) -> None:
+        self.crawler.stats.inc_value(f"christies/{key}", count)
+
+    def _failure_log(self) -> FailureLogMiddleware | None:
+        downloader = getattr(self.crawler.engine, "downloader", None)
+        for middleware in getattr(getattr(downloader, "middleware", None), "middlewares", ()):
+            if isinstance(middleware, FailureLogMiddleware):
+                return middleware
+        return None
+
+    def _lost(self, request: Request, reason: str, lots: int | None = None, logged: bool = True) -> None:
+        """A listing with no route left: count it, and log it to the failures file unless the downloader
+        already did (an HTTP error or exception is logged there; an unreadable 200 page is not)."""
+        self._stat("listing_failed")
+        if lots:
+            self._stat("lots_lost", lots)
+        if not logged and (failure_log := self._failure_log()) is not None:
+            failure_log.record(request, reason, status=200)
+        self.logger.error("listing lost (%s): %s%s", reason, request.url, f", {lots} lots" if lots else "")
+
+    def _retry_unreadable(self, response: Response, reason: str) -> Request | None:
+        """A 200 page that does not parse (truncated JSON) is retried like a 5xx before giving up."""
+        return get_retry_request(response.request, spider=self, reason=reason)
+
+    # ------------------------------------------------------------ calendar
+
+    async def start(self) -> AsyncIterator[Request]:
+        for year, month in self.months:
+            yield Request(
+                parsing.calendar_api_url(self.base_url, year, month, self.component),
+                callback=self.parse_calendar, errback=self.calendar_api_failed,
+                cb_kwargs={"year": year, "month": month},
+                meta={KIND_META: "calendar", FALLBACK_META: True},
+            )
+
+    def _calendar_page_request(self, year: int, month: int) -> Request:
+        return Request(
+            parsing.calendar_page_url(self.base_url, year, month),
+            callback=self.parse_calendar_page, errback=self.listing_failed,
+            cb_kwargs={"year": year, "month": month}, meta={KIND_META: "calendar"},
+        )
+
+    def parse_calendar(self, response: Response, year: int, month: int) -> Iterator[Request]:
+        try:
+            sales = parsing.sales_from_calendar(response.json(), self.categories, self.base_url, self.online_base_url)
+        except UNREADABLE as exc:
+            retry = self._retry_unreadable(response, f"unreadable calendar: {exc}")
+            yield retry or self._calendar_page_request(year, month)
+            return
+        yield from self._sale_requests(sales, year, month)
+
+    def calendar_api_failed(self, failure: Failure) -> Iterator[Request]:
+        kwargs = failure.request.cb_kwargs
+        self.logger.warning("calendar API failed (%s), reading the results page", failure_reason(failure.value))
+        yield self._calendar_page_request(kwargs["year"], kwargs["month"])
+
+    def parse_calendar_page(self, response: Response, year: int, month: int) -> Iterator[Request]:
+        try:
+            calendar = parsing.calendar_from_html(response.text)
+            sales = parsing.sales_from_calendar(calendar, self.categories, self.base_url, self.online_base_url)
+        except UNREADABLE as exc:
+            retry = self._retry_unreadable(response, f"unreadable results page: {exc}")
+            if retry is not None:
+                yield retry
+            else:
+                self._lost(response.request, f"unreadable results page: {exc}", logged=False)
+            return
+        yield from self._sale_requests(sales, year, month)
+
+    def _sale_requests(self, sales: list[Sale], year: int, month: int) -> Iterator[Request]:
+        self._stat("calendar_months")
+        self.logger.info("%04d-%02d: %d sales kept", year, month, len(sales))
+        for sale in sales:
+            self._stat("sales")
+            self._stat(f"sales_{sale.kind}")
+            if sale.kind == "online":
+                yield Request(
+                    sale.landing_url, callback=self.parse_online_landing, errback=self.listing_failed,
+                    cb_kwargs={"sale": sale}, meta={KIND_META: "listing"},
+                )
+            else:
+                yield self._api_request(sale, "lotsearch", sale.sale_id, 1, [], sale.landing_url)
+
+    # ------------------------------------------------------------ listing APIs
+
+    def _api_request(self, sale: Sale, api: str, api_sale_id: str, page: int, seen: list[str],
+                     sale_url: str) -> Request:
+        if api == "lotsearch":
+            url = parsing.lotsearch_url(self.base_url, api_sale_id, sale.sale_number, page, self.page_size)
+        else:
+            url = parsing.search_lots_url(self.online_base_url, api_sale_id, page)
+        return Request(
+            url, callback=self.parse_api_page, errback=self.api_failed,
+            cb_kwargs={"sale": sale, "api": api, "api_sale_id": api_sale_id, "page": page, "seen": seen,
+                       "sale_url": sale_url},
+            meta={KIND_META: "listing", FALLBACK_META: True},
+        )
+
+    def parse_online_landing(self, response: Response, sale: Sale) -> Iterator[Request]:
+        """The `sso` link has redirected to `/s/<slug>/lots/<onlineSaleId>`; searchLots wants that id."""
+        try:
+            online_id = parsing.online_sale_id(parsing.lots_data_from_html(response.text))
+        except ExtractionError:
+            online_id = None
+        online_id = online_id or urlsplit(response.url).path.rstrip("/").rsplit("/", 1)[-1]
+        if not online_id.isdigit():
+            self._lost(response.request, "no online sale id on the sale page", logged=False)
+            return
+        yield self._api_request(sale, "searchLots", online_id, 1, [], response.url)
+
+    def parse_api_page(self, response: Response, sale: Sale, api: str, api_sale_id: str, page: int,
+                       seen: list[str], sale_url: str) -> Iterator[Any]:
+        try:
+            lots, total, total_pages = parsing.list_page(response.json())
+        except UNREADABLE as exc:
+            retry = self._retry_unreadable(response, f"unreadable {api} page: {exc}")
+            yield retry or self._sale_page_request(sale, 1, seen, sale_url)
+            return
+        seen, new = yield from self._lot_outputs(lots, sale, response.url, seen)
+        page_size = self.page_size if api == "lotsearch" else None
+        if should_fetch_next_page(page, total, total_pages, len(seen), new, page_size):
+            yield self._api_request(sale, api, api_sale_id, page + 1, seen, sale_url)
+        else:
+            self._sale_done(sale, total, seen)
+
+    def api_failed(self, failure: Failure) -> Iterator[Request]:
+        kwargs = failure.request.cb_kwargs
+        self.logger.warning("%s failed for sale %s (%s): reading the sale page instead",
+                            kwargs["api"], kwargs["sale"].sale_id, failure_reason(failure.value))
+        self._stat("fallback_sale_page")
+        yield self._sale_page_request(kwargs["sale"], 1, kwargs["seen"], kwargs["sale_url"])
+
+    # ------------------------------------------------------------ sale-page fallback
+
+    def _sale_page_request(self, sale: Sale, page: int, seen: list[str], sale_url: str) -> Request:
+        return Request(
+            parsing.sale_page_url(sale_url, page), callback=self.parse_sale_page, errback=self.listing_failed,
+            cb_kwargs={"sale": sale, "page": page, "seen": seen, "sale_url": sale_url},
+            meta={KIND_META: "listing"},
+        )
+
+    def parse_sale_page(self, response: Response, sale: Sale, page: int, seen: list[str],
+                        sale_url: str) -> Iterator[Any]:
+        try:
+            lots, total, total_pages = parsing.list_page(parsing.lots_data_from_html(response.text))
+        except UNREADABLE as exc:
+            retry = self._retry_unreadable(response, f"unreadable sale page: {exc}")
+            if retry is not None:
+                yield retry
+            else:
+                self._lost(response.request, f"unreadable sale page: {exc}", logged=False)
+            return
+        seen, new = yield from self._lot_outputs(lots, sale, response.url, seen)
+        if should_fetch_next_page(page, total, total_pages, len(seen), new, None):
+            yield self._sale_page_request(sale, page + 1, seen, sale_url)
+        else:
+            self._sale_done(sale, total, seen)
+
+    def listing_failed(self, failure: Failure) -> None:
+        """A listing request with no other route (downloader already logged it to the failures file)."""
+        request = failure.request
+        sale = request.cb_kwargs.get("sale")
+        self._lost(request, failure_reason(failure.value))
+        if sale is not None:
+            self._stat("sales_lost")
+
+    def _sale_done(self, sale: Sale, total: int | None, seen: list[str]) -> None:
+        if total is not None:
+            self._stat("lots_expected", total)
+            if len(seen) < total:
+                self._stat("sales_incomplete")
+                self._stat("lots_missing", total - len(seen))
+                self.logger.warning("sale %s: %d of %d lots listed", sale.sale_id, len(seen), total)
+
+    # ------------------------------------------------------------ lots
+
+    def _lot_outputs(self, lots: list[dict[str, Any]], sale: Sale, source_url: str,
+                     seen: list[str]) -> Iterator[Any]:
+        """Yield an item (or a lot-page request) per lot not seen before in this sale; return the new
+        `seen` list and how many lots were new (pages may overlap: `?page=N` is cumulative)."""
+        seen = list(seen)
+        known = set(seen)
+        new = 0
+        for lot in lots:
+            object_id = str(lot.get("object_id") or "").strip()
+            if object_id and object_id in known:
+                continue
+            if object_id:
+                known.add(object_id)
+                seen.append(object_id)
+            new += 1
+            record = parsing.lot_record(lot, sale, self.base_url, self.online_base_url)
+            item = LotItem.from_record(record, source_url=source_url)
+            if self.lot_details and sale.kind == "live" and object_id:
+                yield Request(item.lot_url, callback=self.parse_lot_details, errback=self.lot_details_failed,
+                              cb_kwargs={"item": item}, meta={KIND_META: "lot"})
+            else:
+                yield item
+        return seen, new
+
+    def parse_lot_details(self, response: Response, item: LotItem) -> Iterator[LotItem]:
+        details = parsing.split_details(parsing.details_lines_from_html(response.text))
+        item.medium, item.dimensions = details.medium, details.dimensions
+        self._stat("lot_details")
+        yield item
+
+    def lot_details_failed(self, failure: Failure) -> Iterator[LotItem]:
+        self._stat("lot_details_failed")
+        yield failure.request.cb_kwargs["item"]

@@ -1,0 +1,86 @@
+"""What the two DVC stage runners share: running `scrapy crawl` in a subprocess and writing its outputs.
+
+A subprocess isolates Twisted's reactor (it cannot restart in one process) and lets a stage run the demo site
+in-process beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from common import atomic_write, read_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Settings for the loopback demo site only: it is ours and on 127.0.0.1, so politeness delays would only make
+# the stage slow. The live site always gets the polite defaults of scraper/settings.py.
+DEMO_CRAWL_SETTINGS: dict[str, Any] = {
+    "DOWNLOAD_DELAY": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "CONCURRENT_REQUESTS": 16,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+    "CHRISTIES_BACKOFF_BASE_DELAY": 0.1,
+    "CHRISTIES_BACKOFF_MAX_DELAY": 2.0,
+    "DOWNLOAD_TIMEOUT": 20,
+}
+
+logger = logging.getLogger(__name__)
+
+
+def setting_value(value: Any) -> str:
+    """A Python value as a `-s NAME=VALUE` string Scrapy parses back (lists comma-joined, bools as 0/1)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def scrapy_command(spider: str, arguments: Mapping[str, str], settings: Mapping[str, Any], feed: Path,
+                   append: bool) -> list[str]:
+    """`python -m scrapy crawl SPIDER -a k=v ... -o|-O FEED:jsonlines -s K=V ...`."""
+    command = [sys.executable, "-m", "scrapy", "crawl", spider]
+    for name, value in arguments.items():
+        command += ["-a", f"{name}={value}"]
+    command += ["-o" if append else "-O", f"{feed}:jsonlines"]
+    for name, value in settings.items():
+        command += ["-s", f"{name}={setting_value(value)}"]
+    return command
+
+
+def run_scrapy(command: list[str]) -> int:
+    """Run a crawl from the repository root (where scrapy.cfg is) and return its exit status."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["SCRAPY_SETTINGS_MODULE"] = "scraper.settings"
+    logger.info("running %s", " ".join(command))
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, check=False).returncode
+
+
+def read_stats(path: Path) -> dict[str, Any]:
+    """The stats the StatsFileExtension wrote, or `{}` when the crawl died before closing."""
+    return read_json(path) if path.exists() else {}
+
+
+def write_jsonl(target: Path, records: Iterable[Mapping[str, Any]]) -> int:
+    """Write records as JSON Lines atomically; return how many."""
+    count = 0
+    with atomic_write(target) as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())

@@ -1,0 +1,115 @@
+"""The stage runners end to end on the embedded demo site (scraper/demo/), with a tiny catalogue."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from common import load_params
+from scraper import fetch_stage, scrape_stage
+from scraper.demo import DemoSite, build_catalogue
+from scraper.demo.faults import FaultConfig
+from scraper.parsing import rebase_url, rendition_url
+
+CATEGORIES = ["category_7", "category_11"]
+TINY_DEMO = {"months": 2, "n_artists": 4, "works_min": 5, "works_max": 12, "sales_per_month": 2,
+             "decoy_sales_per_month": 1, "lots_per_decoy_sale": 5, "n_prolific": 2, "prolific_min_works": 8,
+             "image_min_side": 200, "image_max_side": 400}
+START, END = "2019-01", "2019-02"
+
+
+@pytest.fixture(scope="module")
+def demo_params() -> dict:
+    return {**load_params("demo", path=Path(__file__).parents[2] / "params.yaml"), **TINY_DEMO}
+
+
+@pytest.fixture(scope="module")
+def catalogue(demo_params):
+    return build_catalogue(demo_params, start=START)
+
+
+def expected_keys(catalogue) -> list[str]:
+    online = {sale.event_id for sale in catalogue.sales if sale.is_online}
+    return sorted(f"{'oo' if lot.event_id in online else 'www'}-{lot.event_id}-{lot.object_id}"
+                  for lot in catalogue.expected_lots(START, END, CATEGORIES))
+
+
+def write_params(path: Path, demo_params: dict, image_width: int = 160) -> Path:
+    params = load_params(path=Path(__file__).parents[2] / "params.yaml")
+    params["demo"] = demo_params
+    params["scrape"] = {**params["scrape"], "site": "demo", "start": START, "end": END, "image_width": image_width,
+                        "categories": CATEGORIES, "min_items": 1}
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    return path
+
+
+def test_scrape_then_fetch_stages_on_the_demo_site(tmp_path, demo_params, catalogue):
+    params = write_params(tmp_path / "params.yaml", demo_params)
+    raw, crawls = tmp_path / "data" / "raw", tmp_path / "crawls"
+    code = scrape_stage.main(["--params", str(params), "--raw-dir", str(raw), "--crawls-dir", str(crawls)])
+    assert code == 0
+    lots = [json.loads(line) for line in (raw / "lots.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(lot["lot_key"] for lot in lots) == expected_keys(catalogue)  # each expected lot exactly once
+    stats = json.loads((raw / "crawl_stats.json").read_text())
+    assert stats["ok"] is True and stats["lots"] == len(lots) and stats["finish_reason"] == "finished"
+    assert (raw / "rejects.jsonl").exists() and stats["rejects"] == 0
+    assert not any("image_path" in lot for lot in lots)  # the scrape stage fetches no images
+    assert not (crawls / f"scrape-demo-{START}-{END}").exists()  # job folder removed after success
+
+    plain_jpeg = {oid for oid, lot in catalogue.lots.items() if lot.truth.image_kind == "jpeg_rgb"}
+    with_images = [lot for lot in lots if lot["image_url"] and lot["object_id"] in plain_jpeg][:4]
+    sample = tmp_path / "sample.csv"
+    with open(sample, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["lot_key", "artist", "image_url"])
+        writer.writeheader()
+        writer.writerows({"lot_key": lot["lot_key"], "artist": lot["maker"], "image_url": lot["image_url"]}
+                         for lot in with_images)
+    code = fetch_stage.main(["--params", str(params), "--sample", str(sample), "--raw-dir", str(raw),
+                             "--crawls-dir", str(crawls)])
+    assert code == 0
+    lines = [json.loads(line) for line in (raw / "images.jsonl").read_text().splitlines()]
+    assert [line["lot_key"] for line in lines] == [lot["lot_key"] for lot in with_images]
+    assert {line["status"] for line in lines} == {"downloaded"}
+    first = lines[0]
+    stored = raw / "images" / first["image_path"]
+    with DemoSite(catalogue, faults=None) as site:  # same catalogue, new port: the same image bytes
+        url = rendition_url(rebase_url(first["image_url"], site.base_url), 160)
+        with urllib.request.urlopen(url) as response:
+            assert stored.read_bytes() == response.read()
+    assert hashlib.sha1(stored.read_bytes()).hexdigest() == first["image_sha1"]
+    assert Image.open(stored).width <= 160
+    assert json.loads((raw / "fetch_stats.json").read_text())["status/downloaded"] == 4
+
+
+def test_demo_crawl_falls_back_when_robots_forbids_online_search(tmp_path, catalogue):
+    scrape = {"start": START, "end": END, "categories": CATEGORIES, "contact": "test", "min_items": 1}
+    with DemoSite(catalogue, faults=None, online_disallows_search=True) as site:
+        code = scrape_stage.crawl_lots(scrape, site.base_url, site.online_base_url, tmp_path / "raw",
+                                       tmp_path / "job", fast=True)
+        served = site.stats()["requests"]
+    assert code == 0 and "searchLots" not in served
+    lots = [json.loads(line) for line in (tmp_path / "raw" / "lots.jsonl").read_text().splitlines()]
+    assert sorted(lot["lot_key"] for lot in lots) == expected_keys(catalogue)
+    stats = json.loads((tmp_path / "raw" / "crawl_stats.json").read_text())
+    assert stats["christies/fallback_sale_page"] >= 1 and stats["failures"] >= 1
+
+
+def test_demo_crawl_exits_non_zero_when_every_answer_is_an_error(tmp_path, catalogue):
+    scrape = {"start": START, "end": START, "categories": CATEGORIES, "contact": "test", "min_items": 1}
+    with DemoSite(catalogue, faults=FaultConfig(all_errors=True)) as site:
+        code = scrape_stage.crawl_lots(scrape, site.base_url, site.online_base_url, tmp_path / "raw",
+                                       tmp_path / "job", fast=True)
+    assert code == 1 and not (tmp_path / "raw" / "lots.jsonl").exists()
+    summary = json.loads((tmp_path / "raw" / "crawl_stats.json").read_text())
+    assert summary["ok"] is False and summary["lots"] == 0
+    assert summary["christies/listing_failed"] == 1  # the calendar API, then its HTML fallback, failed
+    failures = [json.loads(line) for line in (tmp_path / "job" / "failures.jsonl").read_text().splitlines()]
+    assert [(f["kind"], f["reason"], f["has_fallback"]) for f in failures] == [
+        ("calendar", "HTTP 503", True), ("calendar", "HTTP 503", False)]

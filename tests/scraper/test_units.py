@@ -1,0 +1,205 @@
+"""Unit tests of the scraper's pure helpers and pipelines, in-process (no crawl, no network)."""
+
+from __future__ import annotations
+
+import json
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from scrapy.exceptions import DropItem
+from scrapy.utils.test import get_crawler
+
+from scraper.crawl_check import image_crawl_errors, lot_crawl_errors, read_jsonl_unique
+from scraper.items import LotItem
+from scraper.middlewares import backoff_delay, parse_retry_after
+from scraper.pipelines import DedupeLotPipeline, ValidateLotPipeline, image_relpath, safe_name, validation_reasons
+from scraper.spiders.christies import ChristiesSpider, should_fetch_next_page
+from scraper.spiders.christies_images import read_image_list
+from scraper.stage import scrapy_command, setting_value
+from common import safe_join
+
+
+def valid_record(**changes) -> dict:
+    record = {
+        "lot_key": "www-27901-6201234", "object_id": "6201234", "sale_id": "27901", "sale_number": "17123",
+        "sale_title": "Day Sale", "sale_location": "New York", "sale_date": "2019-05-16", "sale_kind": "live",
+        "category_ids": ["category_7"], "lot_number": "101", "maker": "JANE EXAMPLE (B. 1950)", "title": "Blue",
+        "description": "oil on canvas", "estimate_low": 60000.0, "estimate_high": 80000.0, "currency": "USD",
+        "price_realised": 93750.0, "sold": True, "withdrawn": False,
+        "lot_url": "https://www.christies.com/en/lot/lot-6201234", "image_url": "https://www.christies.com/i.jpg",
+    }
+    record.update(changes)
+    return record
+
+
+# ---------------------------------------------------------------- validation
+
+
+def test_valid_record_has_no_reasons():
+    assert validation_reasons(valid_record()) == []
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"object_id": ""}, "missing:object_id"),
+    ({"estimate_low": "60000"}, "type:estimate_low"),
+    ({"estimate_low": 90000.0}, "bad:estimate_range"),
+    ({"price_realised": None}, "bad:sold_without_price"),
+    ({"sold": "yes"}, "type:sold"),
+    ({"currency": "usd"}, "bad:currency"),
+    ({"sale_date": "16 May 2019"}, "bad:sale_date"),
+    ({"sale_kind": "private"}, "bad:sale_kind"),
+    ({"lot_key": "www/../x"}, "bad:lot_key"),
+    ({"image_url": "/img/a.jpg"}, "bad:image_url"),
+    ({"category_ids": []}, "bad:category_ids"),
+])
+def test_each_contract_break_has_its_reason(changes, reason):
+    assert reason in validation_reasons(valid_record(**changes))
+
+
+def test_rejects_are_written_with_reasons_and_counted(tmp_path):
+    rejects = tmp_path / "rejects.jsonl"
+    crawler = get_crawler(ChristiesSpider, {"CHRISTIES_REJECTS_FILE": str(rejects)})
+    pipeline = ValidateLotPipeline.from_crawler(crawler)
+    pipeline.open_spider()
+    good = LotItem.from_record(valid_record(), source_url="http://127.0.0.1/p1")
+    bad = LotItem.from_record(valid_record(lot_key="www-1-2", estimate_low="n/a"), source_url="http://127.0.0.1/p2")
+    assert pipeline.process_item(good) is good
+    with pytest.raises(DropItem):
+        pipeline.process_item(bad)
+    pipeline.close_spider()
+    lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert lines == [{"reasons": ["type:estimate_low"], "item": {**valid_record(lot_key="www-1-2", estimate_low="n/a"),
+                      "image_path": None, "image_sha1": None, "medium": None, "dimensions": None},
+                      "url": "http://127.0.0.1/p2"}]
+    assert crawler.stats.get_value("rejects/count") == 1
+    assert crawler.stats.get_value("rejects/type:estimate_low") == 1
+
+
+def test_dedupe_drops_the_second_copy_of_a_lot():
+    crawler = get_crawler(ChristiesSpider)
+    pipeline = DedupeLotPipeline.from_crawler(crawler)
+    item = LotItem.from_record(valid_record())
+    assert pipeline.process_item(item) is item
+    with pytest.raises(DropItem):
+        pipeline.process_item(LotItem.from_record(valid_record()))
+    assert crawler.stats.get_value("dedupe/duplicates") == 1
+
+
+# ---------------------------------------------------------------- image paths stay inside the store
+
+
+@pytest.mark.parametrize("lot_key", ["../../x", "/etc/passwd", "www-1-" + "a" * 500, "..", "www-../..-x", "a\\b"])
+def test_image_paths_of_hostile_keys_stay_inside_the_store(tmp_path, lot_key):
+    relpath = image_relpath(lot_key, "http://h/a.jpg")
+    target = safe_join(tmp_path, relpath)  # raises if it escapes
+    assert tmp_path.resolve() in target.parents
+    assert all(len(part) <= 120 for part in Path(relpath).parts)
+
+
+def test_image_path_is_sharded_by_sale_and_named_by_lot():
+    assert image_relpath("www-27901-6201234", "http://h/x/a(b).JPG?mode=max") == "www-27901/www-27901-6201234.jpg"
+    assert image_relpath("oo-5-9", "http://h/x/a.png") == "oo-5/oo-5-9.png"
+    assert image_relpath("oo-5-9", "http://h/x/noext") == "oo-5/oo-5-9.jpg"
+
+
+def test_long_names_stay_unique():
+    assert safe_name("x" * 300 + "1") != safe_name("x" * 300 + "2")
+
+
+# ---------------------------------------------------------------- back-off
+
+
+def test_retry_after_seconds_and_http_date():
+    now = 1_700_000_000.0
+    assert parse_retry_after(b"120", now) == 120.0
+    when = format_datetime(datetime.fromtimestamp(now + 30, tz=timezone.utc), usegmt=True)
+    assert parse_retry_after(when.encode(), now) == pytest.approx(30.0, abs=1.0)
+    past = format_datetime(datetime.fromtimestamp(now - 30, tz=timezone.utc), usegmt=True)
+    assert parse_retry_after(past, now) == 0.0
+    assert parse_retry_after(b"soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+def test_backoff_is_bounded_and_exponential_without_header():
+    assert backoff_delay(1000.0, 0, base=5.0, max_delay=300.0) == 300.0
+    assert backoff_delay(7.0, 3, base=5.0, max_delay=300.0) == 7.0
+    assert [backoff_delay(None, n, base=5.0, max_delay=300.0) for n in range(4)] == [5.0, 10.0, 20.0, 40.0]
+
+
+# ---------------------------------------------------------------- paging decisions
+
+
+def test_paging_stops_at_total_hits_and_on_no_progress():
+    assert should_fetch_next_page(1, total=200, total_pages=3, collected=84, new_on_page=84, page_size=84)
+    assert not should_fetch_next_page(3, total=200, total_pages=3, collected=200, new_on_page=32, page_size=84)
+    assert not should_fetch_next_page(2, total=200, total_pages=3, collected=84, new_on_page=0, page_size=84)
+    assert should_fetch_next_page(1, total=None, total_pages=4, collected=30, new_on_page=30, page_size=None)
+    assert not should_fetch_next_page(4, total=None, total_pages=4, collected=120, new_on_page=30, page_size=None)
+    assert not should_fetch_next_page(1, total=None, total_pages=None, collected=12, new_on_page=12, page_size=84)
+
+
+# ---------------------------------------------------------------- crawl verdicts and feeds
+
+
+def test_lot_crawl_errors():
+    ok = {"finish_reason": "finished", "item_scraped_count": 10}
+    assert lot_crawl_errors(ok, lots=10, min_items=1) == []
+    assert lot_crawl_errors({**ok, "finish_reason": "shutdown"}, 10, 1)
+    assert lot_crawl_errors({**ok, "spider_exceptions/KeyError": 2}, 10, 1)
+    assert lot_crawl_errors({**ok, "christies/listing_failed": 1}, 10, 1)
+    assert lot_crawl_errors(ok, lots=0, min_items=1)
+
+
+def test_image_crawl_errors():
+    ok = {"finish_reason": "finished"}
+    assert image_crawl_errors(ok, requested=3, lines=3, stored=2) == []
+    assert image_crawl_errors(ok, requested=3, lines=2, stored=2)
+    assert image_crawl_errors(ok, requested=3, lines=3, stored=0)
+
+
+def test_read_jsonl_unique_tolerates_a_partial_last_line_and_repeats(tmp_path):
+    feed = tmp_path / "lots.jsonl"
+    feed.write_text('{"lot_key": "a", "n": 1}\n{"lot_key": "b"}\n{"lot_key": "a", "n": 2}\n{"lot_key": "c", "ti')
+    assert read_jsonl_unique(feed, "lot_key") == [{"lot_key": "a", "n": 1}, {"lot_key": "b"}]
+
+
+def test_read_jsonl_unique_rejects_a_bad_middle_line(tmp_path):
+    feed = tmp_path / "lots.jsonl"
+    feed.write_text('{"lot_key": "a"}\n{oops\n{"lot_key": "b"}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_jsonl_unique(feed, "lot_key")
+
+
+# ---------------------------------------------------------------- image list input
+
+
+def test_image_list_from_csv_and_jsonl(tmp_path):
+    csv_path = tmp_path / "sample.csv"
+    csv_path.write_text("lot_key,artist,image_url\nwww-1-2,A,http://h/a.jpg\nwww-1-3,B,\nwww-1-2,A,http://h/dup.jpg\n",
+                        encoding="utf-8-sig")
+    items = read_image_list(csv_path)
+    assert [(i.lot_key, i.image_url) for i in items] == [("www-1-2", "http://h/a.jpg"), ("www-1-3", None)]
+    jsonl = tmp_path / "list.jsonl"
+    jsonl.write_text('{"lot_key": "oo-1-2", "image_url": "http://h/b.jpg"}\n')
+    assert read_image_list(jsonl)[0].image_url == "http://h/b.jpg"
+
+
+def test_image_list_errors_name_file_line_and_field(tmp_path):
+    bad = tmp_path / "sample.csv"
+    bad.write_text("lot_key,image_url\nwww-1-2,http://h/a.jpg\n../x,http://h/b.jpg\n")
+    with pytest.raises(ValueError, match=r"sample\.csv, line 3, field lot_key"):
+        read_image_list(bad)
+    missing = tmp_path / "nocol.csv"
+    missing.write_text("lot_key\nwww-1-2\n")
+    with pytest.raises(ValueError, match="image_url"):
+        read_image_list(missing)
+
+
+def test_scrapy_command_formats_settings():
+    command = scrapy_command("christies", {"start": "2019-01"}, {"X": ["a", "b"], "Y": False}, Path("f.jsonl"),
+                             append=True)
+    assert command[3:] == ["crawl", "christies", "-a", "start=2019-01", "-o", "f.jsonl:jsonlines",
+                           "-s", "X=a,b", "-s", "Y=0"]
+    assert setting_value(2.5) == "2.5"
