@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 export DVC_NO_ANALYTICS := 1
+# Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: repro test venv verify verify-full bench clean-venv
 

@@ -127,6 +127,11 @@ def image_flags(facts: ImageFacts, review: Mapping[str, Any]) -> list[tuple[str,
     return flags
 
 
+def suggest_decision(flags: Sequence[tuple[str, str]], drop_flags: Sequence[str]) -> str:
+    """Drop when any flag is one of `drop_flags`; the others (e.g. grayscale photographs) only inform."""
+    return "drop" if any(flag in drop_flags for flag, _ in flags) else "keep"
+
+
 def near_duplicates(hashes: Sequence[int | None], lot_keys: Sequence[str], max_distance: int) -> dict[int, str]:
     """Row index -> reason, for every row whose phash is within `max_distance` of an earlier row's.
 
@@ -200,7 +205,7 @@ def build_auto_manifest(sample: pd.DataFrame, fetch: Mapping[str, dict[str, Any]
         thumb_path=thumb_paths,
         flags=[FLAG_SEPARATOR.join(flag for flag, _ in flags) for flags in row_flags],
         flag_reasons=[REASON_SEPARATOR.join(f"{flag}: {reason}" for flag, reason in flags) for flags in row_flags],
-        suggested_decision=["drop" if flags else "keep" for flags in row_flags],
+        suggested_decision=[suggest_decision(flags, review["drop_flags"]) for flags in row_flags],
     )
 
 

@@ -33,6 +33,7 @@ PARAMS = {
         "min_side": 40,
         "grayscale_tolerance": 6,
         "thumb_size": 32,
+        "drop_flags": ["no_image", "unreadable", "tiny", "likely_sculpture", "likely_sketch", "near_duplicate"],
     },
     "images": {"size": 16, "method": "shortest-side-then-centre-crop", "draft": True, "workers": 1},
 }

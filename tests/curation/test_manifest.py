@@ -72,7 +72,8 @@ def test_flags_thumbnails_and_first_curator_file(flagged_repo):
     assert flags["www-a-7"] == "likely_sculpture;likely_sketch"
     assert "medium mentions 'plaster'" in auto.at["www-a-7", "flag_reasons"] and "title mentions 'study'" in auto.at["www-a-7", "flag_reasons"]
     assert flags["www-a-8"] == "near_duplicate" and "phash distance 0 to www-a-1" in auto.at["www-a-8", "flag_reasons"]
-    assert auto["suggested_decision"].to_dict() == {k: ("keep" if not f else "drop") for k, f in flags.items()}
+    # grayscale informs but does not drop (photographs are grayscale); every other flag suggests a drop
+    assert auto["suggested_decision"].to_dict() == {k: ("keep" if f in ("", "grayscale") else "drop") for k, f in flags.items()}
     assert auto.at["www-a-1", "image_path"] == "s/www-a-1.jpg" and auto.at["www-a-1", "thumb_path"] == "thumbs/www-a-1.jpg"
     assert auto.at["www-a-5", "thumb_path"] == "" and auto.at["www-a-6", "image_path"] == ""
     thumbs = sorted(p.name for p in (repo / "data/review/thumbs").iterdir())
@@ -120,7 +121,7 @@ def test_resample_keeps_decisions_and_backs_up(flagged_repo):
 
     apply_review.main()  # the merged file is valid for the next stage
     reviewed = pd.read_csv(repo / "data/interim/reviewed.csv", dtype=str, keep_default_na=False)
-    assert set(reviewed["lot_key"]) == {"www-a-2", "www-a-9"}
+    assert set(reviewed["lot_key"]) == {"www-a-2", "www-a-4", "www-a-9"}  # www-a-4 is only grayscale
 
 
 def test_malformed_curator_file_stops_before_writing_anything(flagged_repo):
