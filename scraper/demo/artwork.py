@@ -138,7 +138,7 @@ def render(lot: Lot, width: int) -> Image.Image:
     return render_spec(spec, target_size(spec.source_size, width=width)).copy()
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)   # a 2048 px render is ~12 MB: keep few
 def render_spec(spec: RenderSpec, size: tuple[int, int]) -> Image.Image:
     rng = np.random.default_rng(spec.render_seed)
     if spec.decoy_type or spec.kind == "sculpture":

@@ -255,10 +255,6 @@ class Lot:
     decoy_type: str | None     # jewellery | furniture | wine for decoys
     truth: LotTruth
 
-    @property
-    def analytics_id_suffix(self) -> str:
-        return self.lot_number
-
 
 @dataclass
 class Sale:
@@ -574,12 +570,6 @@ def assign_image_kinds(works: list[WorkPlan], comp: Composition, rng: random.Ran
     for artist, bad_kind in zip(leaders, (IMAGE_TRUNCATED, IMAGE_BOMB)):
         kind = next(k for k, _ in ROLE_KINDS[artist.role])
         works.append(WorkPlan(artist, kind, image_kind=bad_kind))
-
-
-@dataclass
-class SalePlan:
-    sale: Sale
-    weight: float
 
 
 def plan_sales(config: DemoConfig, months: list[str], rng: random.Random) -> list[Sale]:

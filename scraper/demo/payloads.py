@@ -285,7 +285,7 @@ def calendar_event(sale: Sale, origins: Origins, total: float) -> dict:
     }
 
 
-def month_link(year: int, month: int, origins: Origins) -> dict:
+def month_link(year: int, month: int) -> dict:
     return {"title_txt": f"{calendar.month_name[month]} {year}",
             "url": f"api/discoverywebsite/auctioncalendar/auctionresults?language=en&month={month}&year={year}"
                    f"&component={CALENDAR_COMPONENT}"}
@@ -307,8 +307,8 @@ def calendar_payload(catalogue: Catalogue, year: int, month: int, origins: Origi
         "auction_results_api_endpoint": {
             "url": origins.www, "path": "api/discoverywebsite/auctioncalendar/auctionresults",
             "parameters": {"language": "en", "month": str(month), "year": str(year), "component": CALENDAR_COMPONENT}},
-        "page_next": month_link(*next_month, origins) if (year, month) < (last_year, last_month) else None,
-        "page_previous": month_link(*shift_month(year, month, -1), origins),
+        "page_next": month_link(*next_month) if (year, month) < (last_year, last_month) else None,
+        "page_previous": month_link(*shift_month(year, month, -1)),
         "options": calendar_options(year, month, last_year),
         "banners": [],
         "filters": calendar_filters(sales),

@@ -20,12 +20,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from scraper.demo import artwork, faults, payloads
+from scraper.demo import artwork, payloads
+from scraper.demo import faults as fault_kinds
 from scraper.demo.catalogue import NO_IMAGE_PATH, Catalogue, Lot, Sale
+from scraper.demo.faults import FaultConfig
 from scraper.demo.payloads import Origins
 
 HOST = "127.0.0.1"
@@ -34,6 +35,7 @@ PAGE_SIZE_CAP = 84            # lotsearch and sale pages never list more lots th
 ONLINE_PAGE_SIZE = 30         # searchLots without loadall=true
 KEEP_ALIVE_IDLE_S = 30        # an idle keep-alive connection is closed after this long
 IMAGE_CACHE_SIZE = 512        # encoded renditions kept in memory
+SHUTDOWN_POLL_S = 0.05        # how often serve_forever checks for stop() (the default 0.5 s slows tests)
 REQUEST_KINDS = ("calendar", "lotsearch", "sale_page", "sso", "searchLots", "lot_page", "image", "robots",
                  "not_found")
 
@@ -134,10 +136,10 @@ def rendition_param(params: dict[str, str], names: tuple[str, ...]) -> int | Non
 class DemoSite:
     """Serves a catalogue on two loopback origins until stopped (use as a context manager)."""
 
-    def __init__(self, catalogue: Catalogue, faults: faults.FaultConfig | None = None,
+    def __init__(self, catalogue: Catalogue, faults: FaultConfig | None = None,
                  online_disallows_search: bool = False, host: str = HOST, port: int = 0, online_port: int = 0):
         self.catalogue = catalogue
-        self.faults = faults or _no_faults()
+        self.faults = faults or FaultConfig()
         self.online_disallows_search = online_disallows_search
         self.counters = SiteCounters()
         self._addresses = {"www": (host, port), "online": (host, online_port)}
@@ -154,7 +156,8 @@ class DemoSite:
                 for name, server in self._servers.items()}
         self.origins = Origins(www=host["www"], online=host["online"])
         for name, server in self._servers.items():
-            thread = threading.Thread(target=server.serve_forever, name=f"demo-site-{name}", daemon=True)
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S},
+                                      name=f"demo-site-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -325,10 +328,6 @@ class DemoSite:
         return json_answer(payloads.online_lots_data(self.catalogue, sale, lots, page_size, self.origins, page))
 
 
-def _no_faults() -> faults.FaultConfig:
-    return faults.FaultConfig()
-
-
 ANY_GET = ("GET", "HEAD")
 WWW_ROUTES = (
     (re.compile(r"/robots\.txt"), "robots", "robots_www", ANY_GET),
@@ -386,29 +385,39 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         request_body = self.read_body()
         kind, handler = site.route(self.server.origin, "GET" if method == "HEAD" else method, parts.path)
-        url_key = f"{self.server.origin}|{parts.path}?{parts.query}"
-        attempt = site.counters.record_request(kind, url_key)
-        fault = site.faults.fault_for(f"{parts.path}?{parts.query}", kind, attempt)
+        url = f"{parts.path}?{parts.query}"
+        attempt = site.counters.record_request(kind, f"{self.server.origin}|{url}")
+        fault = site.faults.fault_for(url, kind, attempt)
         if fault:
             site.counters.record_fault(fault)
-        if fault in (faults.ALL_ERRORS, faults.UNAVAILABLE):
-            return self.send(Answer(503, b"Service Unavailable", "text/plain"), method)
-        if fault == faults.TOO_MANY:
-            headers = (("Retry-After", str(site.faults.retry_after_s)),)
-            return self.send(Answer(429, b"Too Many Requests", "text/plain", headers), method)
-        if fault == faults.RESET:
-            return self.reset_connection()
-        if fault == faults.SLOW:
-            time.sleep(site.faults.slow_s)
+            if self.answered_by_fault(fault, method):
+                return
         try:
             result = handler(query_params(parts.query), request_body)
         except BadRequest as error:
             result = json_answer({"error": str(error), "path": parts.path}, status=400)
-        if fault == faults.CORRUPT_IMAGE and result.status == 200:
-            result = Answer(result.status, faults.corrupt(result.body), result.content_type, result.headers)
-        if fault == faults.TRUNCATED_JSON and result.status == 200:
-            return self.send_truncated(result, site.faults.truncation_keeps_length(f"{parts.path}?{parts.query}"))
+        if fault == fault_kinds.CORRUPT_IMAGE and result.status == 200:
+            result = Answer(result.status, fault_kinds.corrupt(result.body), result.content_type, result.headers)
+        if fault == fault_kinds.TRUNCATED_JSON and result.status == 200:
+            return self.send_truncated(result, site.faults.truncation_keeps_length(url))
         self.send(result, method)
+
+    def answered_by_fault(self, fault: str, method: str) -> bool:
+        """Faults that replace the answer (503, 429, reset) are sent here; a slow fault waits, then lets the
+        normal answer through; body faults (truncated, corrupt) are applied to the normal answer later."""
+        config = self.server.site.faults
+        if fault in (fault_kinds.ALL_ERRORS, fault_kinds.UNAVAILABLE):
+            self.send(Answer(503, b"Service Unavailable", "text/plain"), method)
+        elif fault == fault_kinds.TOO_MANY:
+            self.send(Answer(429, b"Too Many Requests", "text/plain", (("Retry-After", str(config.retry_after_s)),)),
+                      method)
+        elif fault == fault_kinds.RESET:
+            self.reset_connection()
+        else:
+            if fault == fault_kinds.SLOW:
+                time.sleep(config.slow_s)
+            return False
+        return True
 
     def read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -427,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_truncated(self, answer: Answer, keep_length: bool) -> None:
         """Half the body: under the full Content-Length (then close), or under its own short length."""
-        cut = faults.truncate(answer.body)
+        cut = fault_kinds.truncate(answer.body)
         self.send_response(200)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body) if keep_length else len(cut)))
