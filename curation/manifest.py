@@ -33,6 +33,7 @@ from curation.review_csv import HISTORY_COLUMN, ROW, read_curator_manifest, writ
 log = logging.getLogger("curation.manifest")
 
 SAMPLE_CSV = Path("data/interim/sample.csv")
+LOTS = Path("data/interim/lots.parquet")
 IMAGES_JSONL = Path("data/raw/images.jsonl")
 IMAGES_DIR = Path("data/raw/images")
 REVIEW_DIR = Path("data/review")
@@ -271,7 +272,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     review = load_params("review")
     sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
-    existing = read_curator_manifest(CURATOR_MANIFEST) if CURATOR_MANIFEST.exists() else None
+    # Keys of every crawled lot: rows sampled earlier stay valid, an edited or Excel-mangled key does not
+    # (it would otherwise look like a newly sampled lot and the file would be rewritten around it).
+    known_keys = set(pd.read_parquet(LOTS, columns=["lot_key"])["lot_key"])
+    existing = read_curator_manifest(CURATOR_MANIFEST, known_keys=known_keys) if CURATOR_MANIFEST.exists() else None
     fetch = read_fetch_log(IMAGES_JSONL)
     THUMBS_DIR.mkdir(parents=True, exist_ok=True)
     auto = build_auto_manifest(sample, fetch, IMAGES_DIR, THUMBS_DIR, review)

@@ -153,10 +153,13 @@ def normalise_decision(value: str) -> str:
     return lowered if lowered in DECISIONS else value
 
 
-def validate_review(frame: pd.DataFrame, path: str | Path, sampled_keys: Collection[str] | None = None) -> list[str]:
+def validate_review(frame: pd.DataFrame, path: str | Path, sampled_keys: Collection[str] | None = None,
+                    known_keys: Collection[str] | None = None) -> list[str]:
     """Row-level problems of a curator manifest, all of them: header repeated mid-file, empty or duplicated
-    lot_key, unknown decision; and, when `sampled_keys` (the keys of manifest_auto.csv) is given, lot_keys
-    that are not sampled (unless the pipeline marked the row `in_sample` = no) and sampled lot_keys with no row.
+    lot_key, unknown decision; when `known_keys` (every crawled lot) is given, lot_keys that are no lot at all
+    (edited, or re-typed by a spreadsheet); and, when `sampled_keys` (the keys of manifest_auto.csv) is given,
+    lot_keys that are not sampled (unless the pipeline marked the row `in_sample` = no) and sampled lot_keys
+    with no row.
     """
     issues: list[str] = []
     first_row: dict[str, int] = {}
@@ -176,7 +179,10 @@ def validate_review(frame: pd.DataFrame, path: str | Path, sampled_keys: Collect
             first_row[key] = row
         if normalise_decision(decision) not in DECISIONS:
             issues.append(f"{where}, column decision: {decision!r} is not one of {', '.join(DECISIONS)}")
-        if sampled_keys is not None and key and key not in sampled_keys and in_sample.strip().lower() != "no":
+        if known_keys is not None and key and key not in known_keys:
+            issues.append(f"{where}, column lot_key: {key!r} is not a crawled lot (edited, or re-typed by a spreadsheet? "
+                          "restore it)")
+        elif sampled_keys is not None and key and key not in sampled_keys and in_sample.strip().lower() != "no":
             issues.append(
                 f"{where}, column lot_key: {key!r} is not in the current sample (edited, or re-typed by a spreadsheet? "
                 f"restore it; if the sample shrank on purpose, set {HISTORY_COLUMN} to 'no' or delete the row)"
@@ -187,14 +193,15 @@ def validate_review(frame: pd.DataFrame, path: str | Path, sampled_keys: Collect
     return issues
 
 
-def read_curator_manifest(path: str | Path, sampled_keys: Collection[str] | None = None) -> pd.DataFrame:
+def read_curator_manifest(path: str | Path, sampled_keys: Collection[str] | None = None,
+                          known_keys: Collection[str] | None = None) -> pd.DataFrame:
     """Read and validate the curator's manifest; decisions normalised to keep/drop in `decision_normalised`.
 
     Raises:
         ReviewCsvError: every problem found, so the curator can fix the sheet in one pass.
     """
     frame = read_review_csv(path, required_columns=("lot_key", "decision"))
-    issues = validate_review(frame, path, sampled_keys)
+    issues = validate_review(frame, path, sampled_keys, known_keys)
     if issues:
         raise ReviewCsvError(issues)
     return frame.assign(decision_normalised=frame["decision"].map(normalise_decision))

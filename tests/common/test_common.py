@@ -62,3 +62,9 @@ def test_safe_join_accepts_nested_names_and_refuses_symlink_escape(tmp_path):
 
 def test_progress_yields_every_item():
     assert list(progress(range(5), desc="test")) == [0, 1, 2, 3, 4]
+
+
+def test_atomic_outputs_are_world_readable(tmp_path):
+    with atomic_write(tmp_path / "x.txt") as fh:
+        fh.write("x")
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644

@@ -24,6 +24,14 @@ def write_inputs(repo, rows, fetch):
     pd.DataFrame(rows, columns=SAMPLE_COLUMNS).to_csv(repo / "data/interim/sample.csv", index=False)
     (repo / "data/raw").mkdir(parents=True, exist_ok=True)
     (repo / "data/raw/images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fetch))
+    write_lots(repo, [row["lot_key"] for row in rows])
+
+
+def write_lots(repo, keys):
+    """lots.parquet holds every lot ever crawled: keys only accumulate across re-samples."""
+    path = repo / "data/interim/lots.parquet"
+    known = pd.read_parquet(path)["lot_key"].tolist() if path.exists() else []
+    pd.DataFrame({"lot_key": sorted(set(known) | set(keys))}).to_parquet(path)
 
 
 def put_image(repo, relative, data):

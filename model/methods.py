@@ -1,0 +1,232 @@
+"""One clustering interface for every method the `compare` stage runs, picked by name.
+
+A method is an object with a `name`, a `settings` dict (everything besides k and the seed that changes
+its result, used for the compare cache key), a `uses_cae` flag (its result depends on `models/cae.pt`)
+and `fit(image_set, k, seed) -> MethodResult`.
+
+Methods (params `compare.methods`):
+* `kmeans_pixels` — k-means on the raw pixels scaled to [0, 1]. Its `embedding` is None: pixel space is
+  S·S·3-dimensional (49,152 at 128 px), silhouette there costs O(N²·D) and would not say anything the
+  PCA baseline does not; the report shows "—" for its internal metrics.
+* `pca_kmeans` — seeded PCA to `compare.pca_components` dimensions, then k-means; embedding = the projection.
+* `cae_kmeans` — the pretrained CAE's embedding (`encode_all`) then k-means; this is also DCEC's initialisation.
+* `dcec` — `fit_dcec` from the pretrained CAE with the `cluster` settings; embedding = its final embedding.
+* `deepcluster` — DeepCluster trained from scratch (`deepcluster` settings) with `deepcluster.k_train`
+  pseudo-classes, then k-means at k on its PCA-whitened, L2-normalised final features (the embedding).
+
+Every k-means uses `cluster.kmeans_n_init` restarts, so the baselines get the same initialisation budget
+as DCEC's own k-means.
+
+Extension point: a new method (DeepCluster) is a class with the same four members plus a factory
+`(params, cae_path) -> method` registered in `METHODS` (or with `register_method`), then listed in
+`compare.methods`; `compare`, its cache and the report pick it up without other changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+
+from model.data import ImageSet, encode_all
+from model.dcec import DCECConfig, fit_dcec, load_cae
+from model.deepcluster_train import DeepClusterConfig, fit_deepcluster
+from model.runtime import pick_device
+
+CAE_PATH = Path("models/cae.pt")
+PIXEL_CHUNK = 2048  # images converted to float32 at a time (bounds the temporary copy)
+
+
+@dataclass
+class MethodResult:
+    """assignments (N,) int64 in 0..k-1; embedding (N, D) float32 or None; extra: JSON-able facts."""
+
+    assignments: np.ndarray
+    embedding: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ClusteringMethod(Protocol):
+    name: str
+    settings: dict[str, Any]
+    uses_cae: bool
+
+    def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult: ...
+
+
+def pixels_matrix(images_u8: torch.Tensor) -> np.ndarray:
+    """(N, H, W, C) uint8 → (N, H·W·C) float32 in [0, 1], converted in chunks to bound peak memory."""
+    n = images_u8.shape[0]
+    flat = images_u8.reshape(n, -1)
+    out = np.empty(flat.shape, dtype=np.float32)
+    for start in range(0, n, PIXEL_CHUNK):
+        out[start:start + PIXEL_CHUNK] = flat[start:start + PIXEL_CHUNK].numpy().astype(np.float32) / 255.0
+    return out
+
+
+def seeded_kmeans(features: np.ndarray, k: int, n_init: int, seed: int) -> np.ndarray:
+    """Labels (N,) int64 of sklearn k-means (k-means++ init, `n_init` restarts, random_state=seed)."""
+    if features.shape[0] < k:
+        raise ValueError(f"{features.shape[0]} samples for k={k} clusters")
+    model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(features)
+    return model.labels_.astype(np.int64)
+
+
+class KMeansPixels:
+    """k-means on raw pixels in [0, 1]; no embedding is returned (see the module docstring)."""
+
+    name = "kmeans_pixels"
+    uses_cae = False
+
+    def __init__(self, kmeans_n_init: int):
+        self.settings = {"kmeans_n_init": int(kmeans_n_init)}
+
+    def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
+        labels = seeded_kmeans(pixels_matrix(image_set.images), k, self.settings["kmeans_n_init"], seed)
+        return MethodResult(labels, None, {"embedding": "none (pixel space)"})
+
+
+class PCAKMeans:
+    """Seeded PCA (randomised SVD) to `pca_components` dimensions, then k-means on the projection."""
+
+    name = "pca_kmeans"
+    uses_cae = False
+
+    def __init__(self, pca_components: int, kmeans_n_init: int):
+        self.settings = {"pca_components": int(pca_components), "kmeans_n_init": int(kmeans_n_init)}
+
+    def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
+        pixels = pixels_matrix(image_set.images)  # (N, D)
+        components = min(self.settings["pca_components"], *pixels.shape)  # PCA needs ≤ min(N, D)
+        pca = PCA(n_components=components, svd_solver="randomized", random_state=seed)
+        projection = pca.fit_transform(pixels).astype(np.float32)  # (N, components)
+        labels = seeded_kmeans(projection, k, self.settings["kmeans_n_init"], seed)
+        return MethodResult(labels, projection, {"pca_components": components,
+                                                 "explained_variance": float(pca.explained_variance_ratio_.sum())})
+
+
+class CAEKMeans:
+    """k-means on the pretrained CAE's embedding. The embedding does not depend on k or the seed, so it
+    is computed once per image set and reused across a sweep."""
+
+    name = "cae_kmeans"
+    uses_cae = True
+
+    def __init__(self, cae_path: Path, kmeans_n_init: int, batch_size: int, device: torch.device):
+        self.cae_path, self.batch_size, self.device = Path(cae_path), int(batch_size), device
+        self.settings = {"kmeans_n_init": int(kmeans_n_init)}
+        self._memo: tuple[torch.Tensor, np.ndarray] | None = None  # (the images tensor, its embedding)
+
+    def embed(self, image_set: ImageSet) -> np.ndarray:
+        """(N, E) float32 embedding of `image_set` by the pretrained CAE, memoised per images tensor."""
+        if self._memo is None or self._memo[0] is not image_set.images:
+            cae = load_cae(self.cae_path).to(self.device)
+            self._memo = (image_set.images, encode_all(cae, image_set.images, self.batch_size, self.device))
+        return self._memo[1]
+
+    def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
+        embedding = self.embed(image_set)
+        labels = seeded_kmeans(embedding, k, self.settings["kmeans_n_init"], seed)
+        return MethodResult(labels, embedding, {})
+
+
+class DCEC:
+    """DCEC joint training (M1's `fit_dcec`) from the one pretrained CAE, which it never modifies."""
+
+    name = "dcec"
+    uses_cae = True
+
+    def __init__(self, cae_path: Path, cluster_params: dict[str, Any], device: torch.device, compile_: bool):
+        self.cae_path, self.device, self.compile = Path(cae_path), device, bool(compile_)
+        keys = ("batch_size", "lr", "maxiter", "update_interval", "tol", "kl_weight", "recon_weight",
+                "kmeans_n_init")
+        missing = [key for key in keys if key not in cluster_params]
+        if missing:
+            raise KeyError(f"params.yaml: cluster is missing {missing}")
+        self.settings = {key: cluster_params[key] for key in keys}
+        self._cae = None
+
+    def config(self, k: int, seed: int) -> DCECConfig:
+        return DCECConfig(n_clusters=k, seed=seed, compile=self.compile, **self.settings)
+
+    def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
+        if self._cae is None:
+            self._cae = load_cae(self.cae_path)
+        result = fit_dcec(self._cae, image_set.images, self.config(k, seed), self.device)
+        return MethodResult(result.assignments, result.embedding,
+                            {"n_iter": int(result.n_iter), "converged": bool(result.converged)})
+
+
+class DeepCluster:
+    """DeepCluster over-clusters while training (k_train ≥ k); labels only feed its per-epoch log."""
+
+    name = "deepcluster"
+    uses_cae = False
+
+    def __init__(self, deepcluster_params: dict[str, Any], device: torch.device):
+        self.config = DeepClusterConfig.from_params(deepcluster_params)
+        self.k_train, self.device = int(deepcluster_params["k_train"]), device
+        self.settings = dict(deepcluster_params)
+
+    def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
+        k_train = min(max(self.k_train, k), image_set.n)
+        result = fit_deepcluster(image_set, k_train, k, self.config, seed, self.device, labels=image_set.artist_ids)
+        return MethodResult(result.assignments, result.embedding, {"k_train": k_train, "history": result.history})
+
+
+MethodFactory = Callable[[dict[str, Any], Path], ClusteringMethod]
+
+
+def _kmeans_pixels(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+    return KMeansPixels(params["cluster"]["kmeans_n_init"])
+
+
+def _pca_kmeans(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+    return PCAKMeans(params["compare"]["pca_components"], params["cluster"]["kmeans_n_init"])
+
+
+def _cae_kmeans(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+    return CAEKMeans(cae_path, params["cluster"]["kmeans_n_init"], DCECConfig.eval_batch_size,
+                     pick_device(params["model"]["device"]))
+
+
+def _dcec(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+    return DCEC(cae_path, params["cluster"], pick_device(params["model"]["device"]), params["model"]["compile"])
+
+
+def _deepcluster(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+    return DeepCluster(params["deepcluster"], pick_device(params["model"]["device"]))
+
+
+METHODS: dict[str, MethodFactory] = {
+    "kmeans_pixels": _kmeans_pixels,
+    "pca_kmeans": _pca_kmeans,
+    "cae_kmeans": _cae_kmeans,
+    "dcec": _dcec,
+    "deepcluster": _deepcluster,
+}
+
+
+def register_method(name: str, factory: MethodFactory) -> None:
+    """Add a method to the registry (the extension point for DeepCluster and later methods)."""
+    if name in METHODS:
+        raise ValueError(f"clustering method {name!r} is already registered")
+    METHODS[name] = factory
+
+
+def get_method(name: str, params: dict[str, Any], cae_path: str | Path = CAE_PATH) -> ClusteringMethod:
+    """Build the method `name` from the whole params dict (sections model, cluster, compare).
+
+    Raises:
+        KeyError: unknown method name (the message lists the known ones).
+    """
+    if name not in METHODS:
+        raise KeyError(f"unknown clustering method {name!r} (params compare.methods); known: {sorted(METHODS)}")
+    return METHODS[name](params, Path(cae_path))
