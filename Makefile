@@ -33,5 +33,16 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Verification on Fashion-MNIST (Debian package dataset-fashion-mnist; needs root for apt-get).
+FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+$(FMNIST):
+	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
+
+verify: $(STAMP) $(FMNIST)
+	$(BIN)/python -m model.verify --quick --seeds 2
+
+verify-full: $(STAMP) $(FMNIST)
+	$(BIN)/python -m model.verify --seeds 5
+
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,155 @@
+"""The convolutional autoencoder of DCEC (Guo et al. 2017) and the DCEC clustering layer, in PyTorch.
+
+Layout (models.md §1.1), for input S×S×C and filters (f1, f2, f3), kernels (k1, k2, k3), stride 2:
+
+    encoder: conv k1 → act → conv k2 → act → conv k3 → act → flatten → linear embedding (no activation)
+    decoder: linear → act → reshape → deconv k3 → act → deconv k2 → act → deconv k1 (linear output)
+
+Padding reproduces Keras' shapes: 'same'-style convolutions (pad (k-1)//2) for the first two layers,
+and for the third too when S % 8 == 0 (128 → 64 → 32 → 16, flatten 16·16·128 = 32,768); otherwise
+Guo's 'valid' third convolution (28 → 14 → 7 → 3, flatten 3·3·128 = 1,152). The transposed
+convolutions use output_padding chosen so the decoder retraces the encoder's sizes exactly.
+Weights are Glorot-uniform and biases zero, as Keras initialises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU}
+STRIDE = 2
+
+
+def soft_assign(z: torch.Tensor, centres: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Student-t soft assignment q_ij ∝ (1 + ‖z_i − μ_j‖²/α)^(−(α+1)/2), rows normalised (DEC eq. 1).
+
+    z: (B, E), centres: (K, E) → q: (B, K), each row sums to 1.
+    """
+    sq_dist = torch.cdist(z, centres).pow(2)  # (B, K); cdist avoids the cancellation of ‖z‖²+‖μ‖²−2zμ
+    kernel = (1.0 + sq_dist / alpha).pow(-(alpha + 1.0) / 2.0)  # (B, K)
+    return kernel / kernel.sum(dim=1, keepdim=True)
+
+
+def _conv_out(size: int, kernel: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // STRIDE + 1
+
+
+def _glorot_init(module: nn.Module) -> None:
+    """Keras defaults: glorot_uniform kernels, zero biases (fan_in + fan_out is symmetric, so the
+    transposed-conv weight layout gives the same bound)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class CAE(nn.Module):
+    """Convolutional autoencoder; build it with `build_cae`. `config` holds the builder's arguments."""
+
+    def __init__(self, input_size: int, channels: int, filters: Sequence[int], kernels: Sequence[int],
+                 embedding: int, activation: str):
+        super().__init__()
+        if len(filters) != 3 or len(kernels) != 3:
+            raise ValueError(f"the CAE has exactly 3 conv layers; got filters={filters}, kernels={kernels}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} not in {sorted(ACTIVATIONS)}")
+        self.config = {"input_size": int(input_size), "channels": int(channels), "filters": [int(f) for f in filters],
+                       "kernels": [int(k) for k in kernels], "embedding": int(embedding), "activation": activation}
+        self.embedding_dim = int(embedding)
+        act = ACTIVATIONS[activation]
+        same_last = input_size % 8 == 0
+        paddings = [(k - 1) // 2 for k in kernels]
+        if not same_last:
+            paddings[2] = 0  # Guo's 'valid' conv3 when the size is not a multiple of 8
+        sizes = [int(input_size)]
+        for k, p in zip(kernels, paddings):
+            sizes.append(_conv_out(sizes[-1], k, p))
+        if sizes[-1] < 1:
+            raise ValueError(f"input size {input_size} is too small for kernels {list(kernels)}")
+        self.feature_shape = (filters[2], sizes[3], sizes[3])  # (C3, H3, W3)
+        flat = filters[2] * sizes[3] * sizes[3]
+
+        in_ch = [channels, filters[0], filters[1]]
+        self.encoder = nn.Sequential()
+        for i in range(3):
+            self.encoder.append(nn.Conv2d(in_ch[i], filters[i], kernels[i], STRIDE, paddings[i]))
+            self.encoder.append(act())
+        self.encoder.append(nn.Flatten())
+        self.embed = nn.Linear(flat, embedding)
+
+        self.expand = nn.Sequential(nn.Linear(embedding, flat), act())
+        self.decoder = nn.Sequential()
+        for i in (2, 1, 0):
+            target, source = sizes[i], sizes[i + 1]
+            natural = (source - 1) * STRIDE - 2 * paddings[i] + kernels[i]
+            output_padding = target - natural
+            if not 0 <= output_padding < STRIDE:
+                raise ValueError(f"input size {input_size}: the decoder cannot map {source} back to {target}")
+            out_ch = in_ch[i]
+            self.decoder.append(nn.ConvTranspose2d(filters[i], out_ch, kernels[i], STRIDE, paddings[i],
+                                                   output_padding=output_padding))
+            if i > 0:
+                self.decoder.append(act())
+        self.apply(_glorot_init)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) float in [0, 1] → (B, E)."""
+        return self.embed(self.encoder(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, E) → (B, C, S, S), linear output."""
+        h = self.expand(z).view(z.shape[0], *self.feature_shape)  # (B, C3, H3, W3)
+        return self.decoder(h.contiguous(memory_format=torch.channels_last))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, S, S) → (z (B, E), x_hat (B, C, S, S))."""
+        z = self.encode(x)
+        return z, self.decode(z)
+
+
+def build_cae(input_size: int, channels: int, filters: Sequence[int] = (32, 64, 128),
+              kernels: Sequence[int] = (5, 5, 3), embedding: int = 32, activation: str = "elu") -> CAE:
+    """DCEC-Paint by default (128×128×3 in, ELU, embedding 32: 2,384,931 parameters);
+    Guo's MNIST net is `build_cae(28, 1, embedding=10, activation="relu")`."""
+    return CAE(input_size, channels, filters, kernels, embedding, activation)
+
+
+class ClusteringLayer(nn.Module):
+    """DEC/DCEC clustering layer: trainable centres (K, E), Student-t soft assignment.
+
+    The centres are a Parameter from construction on, so an optimiser built afterwards sees them; load
+    k-means centres with `set_centres` (an in-place copy), never by replacing the Parameter.
+    """
+
+    def __init__(self, n_clusters: int, dim: int, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+        self.centres = nn.Parameter(torch.empty(n_clusters, dim))  # (K, E)
+        nn.init.xavier_uniform_(self.centres)
+
+    @torch.no_grad()
+    def set_centres(self, centres: torch.Tensor) -> None:
+        """Copy (K, E) centres into the existing Parameter."""
+        if tuple(centres.shape) != tuple(self.centres.shape):
+            raise ValueError(f"centres of shape {tuple(centres.shape)}, expected {tuple(self.centres.shape)}")
+        self.centres.data.copy_(centres.to(self.centres.device, self.centres.dtype))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, E) → q (B, K)."""
+        return soft_assign(z, self.centres, self.alpha)
+
+
+class DCECNet(nn.Module):
+    """CAE + clustering layer on its embedding: `forward(x) -> (q, x_hat, z)`."""
+
+    def __init__(self, cae: CAE, n_clusters: int, alpha: float = 1.0):
+        super().__init__()
+        self.cae = cae
+        self.clustering = ClusteringLayer(n_clusters, cae.embedding_dim, alpha)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C, S, S) → q (B, K), x_hat (B, C, S, S), z (B, E)."""
+        z = self.cae.encode(x)
+        return self.clustering(z), self.cae.decode(z), z

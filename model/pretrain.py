@@ -1,0 +1,180 @@
+"""Stage `pretrain`: train the CAE on reconstruction alone (MSE, Adam), resumable after an interruption.
+
+    python -m model.pretrain        # reads params.yaml: base, model, pretrain
+
+Outputs: `models/cae.pt` ({config, state_dict}), per-epoch loss in `reports/pretrain/` (dvclive).
+Every epoch the full training state (model, optimiser, epoch, batch-order generator and global RNG states,
+all as tensors/lists so `torch.load(weights_only=True)` reads it) is written atomically to
+`models/checkpoints/pretrain_last.pt`. A re-run finds it, checks it was made with the same settings
+(architecture, data shape, batch size, lr, seed) and continues from the next epoch, with dvclive resumed;
+the checkpoint is removed once `models/cae.pt` is written. A NaN/inf loss stops the run with an error and
+leaves the last good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from common import atomic_path, load_params, progress
+from model.data import load_image_set, to_model_input
+from model.dcec import NonFiniteLossError, save_cae
+from model.nets import CAE, build_cae
+from model.runtime import git_sha, maybe_compile, pick_device, restore_rng_states, rng_states, seed_everything
+
+IMAGES = Path("data/final/images.npy")
+CHECKPOINT = Path("models/checkpoints/pretrain_last.pt")
+OUTPUT = Path("models/cae.pt")
+LIVE_DIR = Path("reports/pretrain")
+
+
+@dataclass
+class PretrainConfig:
+    """params.yaml `pretrain` + `base.seed` + `model.compile`."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int = 0
+    compile: bool = False
+    show_progress: bool = True
+
+
+def fingerprint(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig) -> dict:
+    """What a checkpoint must match to be resumed. `epochs` is left out: raising it continues a run."""
+    return {"cae_config": dict(cae.config), "images_shape": list(images_u8.shape), "batch_size": config.batch_size,
+            "lr": float(config.lr), "seed": config.seed}
+
+
+def read_checkpoint(path: Path | None, expected: dict) -> dict | None:
+    """The checkpoint at `path` if it exists and matches `expected`; None otherwise (with a note why)."""
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != expected:
+        print(f"{path}: made with other settings; starting afresh", file=sys.stderr)
+        return None
+    return state
+
+
+def write_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device: torch.device,
+              checkpoint_path: Path | None = None, resume_from: dict | None = None,
+              on_epoch: Callable[[dict], None] | None = None) -> CAE:
+    """Reconstruction training of `cae` in place on uint8 images (N, H, W, C); returns it.
+
+    Batch order: a fresh permutation per epoch from a generator seeded with `config.seed` (its state is in
+    the checkpoint, so a resumed run draws the same batches). `resume_from` is a checkpoint dict from
+    `read_checkpoint`; `on_epoch(record)` gets {epoch, loss, img_per_s, seconds} after each epoch's
+    checkpoint is written. NaN guard: a device-side flag, read every step on CPU and once per epoch on
+    CUDA (before the checkpoint is written, so a bad epoch is never saved). Raises NonFiniteLossError.
+    """
+    generator = seed_everything(config.seed)
+    expected = fingerprint(cae, images_u8, config)
+    cae.to(device).to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.Adam(cae.parameters(), lr=config.lr)
+    start_epoch = 0
+    if resume_from is not None:
+        cae.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        generator.set_state(resume_from["generator"])
+        restore_rng_states(resume_from["rng"])
+        start_epoch = int(resume_from["epoch"])
+    forward = maybe_compile(cae, config.compile)
+    images = images_u8.to(device)
+    n = images.shape[0]
+    check_every_step = device.type == "cpu"
+    revision = git_sha() or ""
+    epochs = range(start_epoch, config.epochs)
+    if config.show_progress:
+        epochs = progress(epochs, desc="pretrain", total=len(epochs), unit="epoch")
+    for epoch in epochs:
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        for batch_no, start in enumerate(range(0, n, config.batch_size)):
+            x = to_model_input(images[order[start:start + config.batch_size]], device)  # (b, C, H, W)
+            _, x_hat = forward(x)
+            loss = F.mse_loss(x_hat, x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                bad |= ~torch.isfinite(loss)
+                loss_sum += loss.detach() * x.shape[0]
+            if check_every_step and bool(bad):
+                raise NonFiniteLossError(f"pretrain: non-finite loss at epoch {epoch + 1}, batch {batch_no}; "
+                                         f"the last good checkpoint (epoch {epoch}) is kept at {checkpoint_path}")
+        if bool(bad):
+            raise NonFiniteLossError(f"pretrain: non-finite loss in epoch {epoch + 1}; "
+                                     f"the last good checkpoint (epoch {epoch}) is kept at {checkpoint_path}")
+        seconds = time.perf_counter() - started
+        record = {"epoch": epoch + 1, "loss": float(loss_sum) / n, "img_per_s": n / seconds, "seconds": seconds}
+        if checkpoint_path is not None:
+            write_checkpoint(checkpoint_path, {
+                "fingerprint": expected, "epoch": epoch + 1,
+                "model": {k: v.detach().cpu() for k, v in cae.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "rng": rng_states(),
+                "git_sha": revision,
+            })
+        if config.show_progress:
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}  loss {record['loss']:.6f}  "
+                       f"{record['img_per_s']:.0f} img/s", file=sys.stderr)
+        if on_epoch is not None:
+            on_epoch(record)
+    return cae
+
+
+def run_pretrain(images_path: Path, output: Path, checkpoint: Path, live_dir: Path, params: dict) -> CAE:
+    """The stage body with explicit paths and the parsed params (tests call it on tiny data)."""
+    from dvclive import Live
+
+    model_p, pre_p = params["model"], params["pretrain"]
+    device = pick_device(model_p["device"])
+    image_set = load_image_set(images_path, labels_path=None)
+    seed_everything(int(params["base"]["seed"]))  # the initial weights are part of the seeded run
+    cae = build_cae(image_set.size, image_set.channels, model_p["filters"], model_p["kernels"],
+                    model_p["embedding"], model_p["activation"])
+    config = PretrainConfig(epochs=int(pre_p["epochs"]), batch_size=int(pre_p["batch_size"]), lr=float(pre_p["lr"]),
+                            seed=int(params["base"]["seed"]), compile=bool(model_p.get("compile", False)))
+    resume_from = read_checkpoint(checkpoint, fingerprint(cae, image_set.images, config))
+    if resume_from is not None:
+        print(f"resuming pretrain from {checkpoint} after epoch {resume_from['epoch']}", file=sys.stderr)
+    print(f"pretrain: {image_set.n} images {image_set.size}x{image_set.size}x{image_set.channels} on {device}, "
+          f"{sum(p.numel() for p in cae.parameters()):,} parameters", file=sys.stderr)
+    with Live(dir=str(live_dir), resume=resume_from is not None, dvcyaml=False, save_dvc_exp=False) as live:
+        if resume_from is not None:
+            live.step = int(resume_from["epoch"])
+
+        def log_epoch(record: dict) -> None:
+            live.log_metric("loss", record["loss"])
+            live.next_step()
+
+        cae = train_cae(cae, image_set.images, config, device, checkpoint, resume_from, log_epoch)
+    save_cae(cae, output)
+    checkpoint.unlink(missing_ok=True)  # finished: a later re-run trains afresh (deterministically)
+    return cae
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    run_pretrain(IMAGES, OUTPUT, CHECKPOINT, LIVE_DIR, load_params(path=args.params))
+
+
+if __name__ == "__main__":
+    main()

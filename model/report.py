@@ -1,0 +1,236 @@
+"""Stage `report`: `reports/results.md`, generated only from the pipeline's outputs (no number typed by hand).
+
+    python -m model.report          # reads params.yaml: model, report
+
+* Table 1 — the dataset (`reports/dataset.md`, written by curation), embedded;
+* Table 2 — the k sweep in paap's layout: k | AS CAE+KMeans | CH CAE+KMeans rel (abs) | AS DCEC | CH DCEC
+  rel (abs), from `reports/compare/sweep.csv`; with `report.paper_values: true` (the paper profile) the
+  published values (`PAPER_TABLE2`) are printed beside ours;
+* Table 3 — methods × artist-label metrics at k = model.k, mean ± std over seeds, from
+  `reports/compare/summary.json`;
+* the cluster stage's DCEC run (`reports/metrics.json`), how to read the numbers, whether DCEC beats
+  k-means on raw pixels on NMI (computed), and links to every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from common import atomic_write, load_params
+from model.evaluate import FIGURE_NAMES
+
+REPORT_PATH = Path("reports/results.md")
+DATASET_MD = Path("reports/dataset.md")
+METRICS_JSON = Path("reports/metrics.json")
+SUMMARY_JSON = Path("reports/compare/summary.json")
+SWEEP_CSV = Path("reports/compare/sweep.csv")
+FIGURES_DIR = Path("reports/figures")
+
+# paap's published Table 2 (average silhouette AS and Calinski-Harabasz CH, relative to its maximum over k,
+# absolute in brackets) on its 50-artist, 10,505-image Christie's set; 32-d embedding.
+PAPER_SOURCE = "bradgwest/paap, write/paper.md, results table (as quoted in docs models.md §2.3)"
+PAPER_TABLE2: dict[int, dict[str, float]] = {
+    2: {"as_cae": 0.2090, "ch_rel_cae": 1.0000, "ch_cae": 3166, "as_dcec": 0.7929, "ch_rel_dcec": 0.4744, "ch_dcec": 91977},
+    3: {"as_cae": 0.1426, "ch_rel_cae": 0.8219, "ch_cae": 2602, "as_dcec": 0.8280, "ch_rel_dcec": 1.0000, "ch_dcec": 193882},
+    4: {"as_cae": 0.1028, "ch_rel_cae": 0.5754, "ch_cae": 1822, "as_dcec": 0.7750, "ch_rel_dcec": 0.4775, "ch_dcec": 92569},
+    5: {"as_cae": 0.0934, "ch_rel_cae": 0.4496, "ch_cae": 1423, "as_dcec": 0.8073, "ch_rel_dcec": 0.5089, "ch_dcec": 98661},
+    6: {"as_cae": 0.0819, "ch_rel_cae": 0.3705, "ch_cae": 1173, "as_dcec": 0.7834, "ch_rel_dcec": 0.3245, "ch_dcec": 62924},
+    7: {"as_cae": 0.0884, "ch_rel_cae": 0.3784, "ch_cae": 1198, "as_dcec": 0.7863, "ch_rel_dcec": 0.3873, "ch_dcec": 75088},
+    8: {"as_cae": 0.0811, "ch_rel_cae": 0.3301, "ch_cae": 1045, "as_dcec": 0.8702, "ch_rel_dcec": 0.9098, "ch_dcec": 176387},
+    9: {"as_cae": 0.0463, "ch_rel_cae": 0.2369, "ch_cae": 750, "as_dcec": 0.8520, "ch_rel_dcec": 0.6518, "ch_dcec": 126363},
+    10: {"as_cae": 0.0772, "ch_rel_cae": 0.2750, "ch_cae": 870, "as_dcec": 0.8284, "ch_rel_dcec": 0.4480, "ch_dcec": 86855},
+}
+
+LABEL_COLUMNS = (("acc", "ACC"), ("nmi_arithmetic", "NMI (arithmetic)"), ("nmi_geometric", "NMI (geometric)"),
+                 ("ari", "ARI"), ("purity", "purity"))
+METHOD_TITLES = {"kmeans_pixels": "k-means (raw pixels)", "pca_kmeans": "PCA + k-means", "cae_kmeans": "CAE + k-means",
+                 "dcec": "DCEC", "deepcluster": "DeepCluster"}
+FIGURE_TITLES = {"tsne_clusters": "t-SNE of the DCEC embedding, coloured by cluster",
+                 "tsne_artists": "t-SNE of the DCEC embedding, coloured by artist",
+                 "heatmap": "artist × cluster contingency heat-map",
+                 "collage": "sample images per cluster",
+                 "curves": "DCEC training curves (loss, delta_label, ACC/NMI over the P updates)"}
+
+HOW_TO_READ = (
+    "**How to read this.** ACC is one-to-one: each cluster is matched to at most one artist (Hungarian "
+    "matching), so surplus clusters or artists count as errors. Purity is many-to-one: every cluster votes for "
+    "its majority artist, so it rises with k and must be read together with k. NMI is given with both "
+    "normalisations: arithmetic (I/((H(Y)+H(C))/2), scikit-learn's default since 0.22, equal to V-measure) and "
+    "geometric (I/√(H(Y)·H(C)), the 2017 DCEC/DEC and DeepCluster convention); they differ when k ≠ the number "
+    "of artists. ARI is chance-corrected and can be negative. Silhouette (AS) and Calinski-Harabasz (CH) are "
+    "computed in each method's own embedding, so they compare k values within one method but are **not "
+    "comparable across methods** (DCEC's training pulls its own embedding into tight clusters). "
+    "All clusterings are unsupervised; the artist labels are used only for scoring."
+)
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number for a table cell; '—' for missing or undefined values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def fmt_mean_std(cell: Mapping[str, float | None] | None, digits: int = 3) -> str:
+    if not cell or cell.get("mean") is None:
+        return "—"
+    return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def demote_headings(markdown: str, levels: int = 2) -> str:
+    """Push every ATX heading of an embedded document down `levels` levels (so '# X' becomes '### X')."""
+    return "\n".join("#" * levels + line if line.startswith("#") else line for line in markdown.splitlines())
+
+
+def ch_cell(relative: float | None, absolute: float | None) -> str:
+    """'rel (abs)' as in paap's Table 2."""
+    if absolute is None or (isinstance(absolute, float) and math.isnan(absolute)):
+        return "—"
+    return f"{fmt(relative)} ({absolute:.0f})"
+
+
+def sweep_rows(sweep: pd.DataFrame) -> dict[int, dict[str, float]]:
+    """{k: {as_cae, ch_rel_cae, ch_cae, as_dcec, ch_rel_dcec, ch_dcec}} from sweep.csv (NaN where absent)."""
+    out: dict[int, dict[str, float]] = {}
+    for record in sweep.to_dict("records"):
+        suffix = {"cae_kmeans": "cae", "dcec": "dcec"}.get(record["method"])
+        if suffix is None:
+            continue
+        row = out.setdefault(int(record["k"]), {})
+        row[f"as_{suffix}"] = record["silhouette"]
+        row[f"ch_rel_{suffix}"] = record["calinski_harabasz_rel"]
+        row[f"ch_{suffix}"] = record["calinski_harabasz"]
+    return out
+
+
+def table2(sweep: pd.DataFrame, with_paper: bool) -> str:
+    """The k sweep in paap's layout; paper columns beside ours when `with_paper`."""
+    ours = sweep_rows(sweep)
+    header = ["k", "AS CAE+KMeans", "CH CAE+KMeans rel (abs)", "AS DCEC", "CH DCEC rel (abs)"]
+    if with_paper:
+        header = ["k", "AS CAE+KMeans", "paper", "CH CAE+KMeans rel (abs)", "paper", "AS DCEC", "paper",
+                  "CH DCEC rel (abs)", "paper"]
+    rows = []
+    for k in sorted(ours):
+        row = ours[k]
+        cells = {"as_cae": fmt(row.get("as_cae")), "ch_cae": ch_cell(row.get("ch_rel_cae"), row.get("ch_cae")),
+                 "as_dcec": fmt(row.get("as_dcec")), "ch_dcec": ch_cell(row.get("ch_rel_dcec"), row.get("ch_dcec"))}
+        if not with_paper:
+            rows.append([str(k), cells["as_cae"], cells["ch_cae"], cells["as_dcec"], cells["ch_dcec"]])
+            continue
+        paper = PAPER_TABLE2.get(k)
+        published = {"as_cae": "—", "ch_cae": "—", "as_dcec": "—", "ch_dcec": "—"} if paper is None else {
+            "as_cae": fmt(paper["as_cae"]), "ch_cae": ch_cell(paper["ch_rel_cae"], paper["ch_cae"]),
+            "as_dcec": fmt(paper["as_dcec"]), "ch_dcec": ch_cell(paper["ch_rel_dcec"], paper["ch_dcec"])}
+        rows.append([str(k)] + [cell for key in ("as_cae", "ch_cae", "as_dcec", "ch_dcec")
+                                for cell in (cells[key], published[key])])
+    return markdown_table(header, rows)
+
+
+def table3(summary: Mapping) -> str:
+    """Methods × artist-label metrics, mean ± std over the comparison seeds."""
+    header = ["method"] + [title for _, title in LABEL_COLUMNS]
+    rows = [[METHOD_TITLES.get(method, method)] + [fmt_mean_std(scores.get(key)) for key, _ in LABEL_COLUMNS]
+            for method, scores in summary["methods"].items()]
+    return markdown_table(header, rows)
+
+
+def nmi_verdict(summary: Mapping) -> str:
+    """Whether DCEC's mean NMI (both averages) exceeds k-means on raw pixels', computed from the summary."""
+    methods = summary["methods"]
+    if "dcec" not in methods or "kmeans_pixels" not in methods:
+        return "DCEC vs k-means on raw pixels: not computed (both must be listed in compare.methods)."
+    parts, wins = [], []
+    for key, title in (("nmi_arithmetic", "arithmetic"), ("nmi_geometric", "geometric")):
+        ours, base = methods["dcec"][key], methods["kmeans_pixels"][key]
+        if ours.get("mean") is None or base.get("mean") is None:
+            return "DCEC vs k-means on raw pixels: not computed (an NMI value is missing)."
+        wins.append(ours["mean"] > base["mean"])
+        parts.append(f"{title} NMI {ours['mean']:.3f} ± {ours['std']:.3f} vs {base['mean']:.3f} ± {base['std']:.3f}")
+    verdict = {(True, True): "**yes**", (False, False): "**no**"}.get(tuple(wins), "**mixed**")
+    return (f"Does DCEC beat k-means on raw pixels on NMI (mean over {summary['n_seeds']} seeds, k = {summary['k']})? "
+            f"{verdict}: " + "; ".join(parts) + ".")
+
+
+def dcec_run_table(metrics: Mapping) -> str:
+    """The cluster stage's single DCEC run (reports/metrics.json)."""
+    keys = [("acc", "ACC"), ("nmi_arithmetic", "NMI (arithmetic)"), ("nmi_geometric", "NMI (geometric)"),
+            ("ari", "ARI"), ("purity", "purity"), ("silhouette", "AS"), ("calinski_harabasz", "CH")]
+    header = ["n", "k", "artists", "non-empty clusters"] + [title for _, title in keys]
+    row = [str(metrics["n"]), str(metrics["k"]), str(metrics["n_artists"]), str(metrics["n_nonempty_clusters"])]
+    row += [fmt(metrics.get(key), 1 if key == "calinski_harabasz" else 4) for key, _ in keys]
+    return markdown_table(header, [row])
+
+
+def figure_links(figures_dir: Path, report_path: Path) -> str:
+    """Markdown links (relative to the report) to every evaluation figure; each must exist."""
+    lines = []
+    for key, name in FIGURE_NAMES.items():
+        path = figures_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found (made by the 'evaluate' stage: dvc repro evaluate)")
+        relative = path.relative_to(report_path.parent).as_posix()
+        lines.append(f"- [{FIGURE_TITLES[key]}]({relative})")
+    return "\n".join(lines)
+
+
+def build_report(dataset_md: str, sweep: pd.DataFrame, summary: Mapping, metrics: Mapping, figures_md: str,
+                 with_paper: bool) -> str:
+    """The whole results.md as text."""
+    sweep_seeds = sorted({int(n) for n in sweep["n_seeds"]}) if len(sweep) else []
+    seeds_note = f"mean over {', '.join(map(str, sweep_seeds))} seed(s) per k" if sweep_seeds else "no runs"
+    paper_note = (f"Columns headed “paper” are the published values of {PAPER_SOURCE}; they were obtained on "
+                  "paap's own 50-artist set, so only trends over k are comparable." if with_paper else
+                  "Published values are shown only with the paper profile (params `report.paper_values: true`).")
+    sections = [
+        "# Results",
+        "Generated by `python -m model.report` from the pipeline's outputs; do not edit by hand.",
+        "## Table 1 — dataset", demote_headings(dataset_md.strip()),
+        "## Table 2 — number of clusters k: internal metrics",
+        f"Average silhouette (AS) and Calinski-Harabasz (CH, relative to its maximum over k, absolute in brackets) "
+        f"of CAE+k-means and DCEC, each in its own embedding; {seeds_note}. {paper_note}",
+        table2(sweep, with_paper),
+        f"## Table 3 — methods at k = {summary['k']}: agreement with the artists",
+        f"Mean ± sample standard deviation over {summary['n_seeds']} seeds ({', '.join(map(str, summary['seeds']))}); "
+        f"not best-of. n = {summary['n']} images. NMI averages: arithmetic and geometric, as labelled.",
+        table3(summary),
+        nmi_verdict(summary),
+        "## The DCEC run of the `cluster` stage", dcec_run_table(metrics),
+        HOW_TO_READ,
+        "## Figures", figures_md,
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def read_text(path: Path, stage: str) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (made by the '{stage}' stage: dvc repro {stage})")
+    return path.read_text(encoding="utf-8")
+
+
+def main() -> None:
+    params = load_params()
+    with_paper = bool(params.get("report", {}).get("paper_values", False))  # until the `report` section exists
+    dataset_md = read_text(DATASET_MD, "dataset_table")
+    summary = json.loads(read_text(SUMMARY_JSON, "compare"))
+    metrics = json.loads(read_text(METRICS_JSON, "evaluate"))
+    read_text(SWEEP_CSV, "compare")
+    sweep = pd.read_csv(SWEEP_CSV)
+    text = build_report(dataset_md, sweep, summary, metrics, figure_links(FIGURES_DIR, REPORT_PATH), with_paper)
+    with atomic_write(REPORT_PATH) as fh:
+        fh.write(text)
+
+
+if __name__ == "__main__":
+    main()

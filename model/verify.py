@@ -1,0 +1,238 @@
+"""Check the DCEC implementation against published numbers on Fashion-MNIST (real labels, offline).
+
+    python -m model.verify [--quick] [--seeds N] [--out reports/verify]
+
+Data: the Debian package `dataset-fashion-mnist` (idx gz files under /usr/share/datasets/fashion-mnist/;
+`make verify` installs it). Settings are Guo et al.'s DCEC protocol (28×28×1, ReLU, embedding 10, batch
+256, Adam lr 1e-3, update_interval 140, tol 0.001, loss 0.1·KL + 1.0·MSE, k-means n_init 20, k = 10).
+Full mode: all 70,000 images, 200 pretraining epochs, maxiter 20,000 (a GPU job). Quick mode: the 10,000
+test images with fewer epochs and iterations, sized for 2 seeds in under 20 minutes on 2 CPU cores.
+
+Methods, per seed: k-means on pixels; CAE + k-means (the k-means initialisation of DCEC, on the pretrained
+embedding); DCEC. Writes `<out>/fashion-mnist.json` (mean and std over seeds, per-seed values, times) and
+`<out>/fashion-mnist.md` (the table beside the published figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import platform
+import struct
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from common import atomic_write, write_json
+from model.dcec import DCECConfig, fit_dcec
+from model.metrics import label_metrics
+from model.nets import build_cae
+from model.pretrain import PretrainConfig, train_cae
+from model.runtime import pick_device, seed_everything
+
+DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+         "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+IDX_UBYTE = 0x08
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One verification mode: data split and training lengths on top of Guo's fixed settings."""
+
+    splits: tuple[str, ...]
+    pretrain_epochs: int
+    maxiter: int
+    embedding: int = 10
+    activation: str = "relu"
+    batch_size: int = 256
+    lr: float = 1e-3
+    update_interval: int = 140
+    tol: float = 1e-3
+    kl_weight: float = 0.1
+    recon_weight: float = 1.0
+    kmeans_n_init: int = 20
+
+
+MODES = {
+    "full": Protocol(splits=("train", "test"), pretrain_epochs=200, maxiter=20000),
+    # 15 epochs × 10k images and ≤ 840 joint iterations (6 P updates, ≈ 21 passes); time measured in
+    # docs/VERIFICATION.md on the shared 2-core CPU.
+    "quick": Protocol(splits=("test",), pretrain_epochs=15, maxiter=840),
+}
+
+# Published reference figures (ACC / NMI; NMI there is sklearn's 2017 default, i.e. the geometric mean).
+PUBLISHED = [
+    ("k-means (pixels)", "0.47", "0.51", "DEC-keras README, mean of 10 trials (models.md §1.5, §7)"),
+    ("AE + k-means", "0.61", "0.64", "DEC-keras README, mean of 10 trials"),
+    ("DEC", "0.62", "0.65", "DEC-keras README, mean of 10 trials"),
+    ("DCEC", "≈ 0.58", "–", "public SemiSupervised-DCEC model card, unsupervised run (models.md §7, secondary)"),
+    ("ConvDEC-DA", "0.586", "0.636", "XifengGuo/DEC-DA README (with augmentation)"),
+]
+METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means", "dcec": "DCEC"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a gzipped idx file of unsigned bytes (the MNIST format): magic 0,0,0x08,ndim; big-endian dims."""
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != IDX_UBYTE:
+        raise ValueError(f"{path}: not an unsigned-byte idx file (magic {data[:4].hex()})")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims} = {int(np.prod(dims))} values, file has {body.size}")
+    return body.reshape(dims)
+
+
+def load_fashion_mnist(data_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28, 1) uint8 and labels (N,) int64 of the given splits, concatenated in order.
+
+    Raises FileNotFoundError telling the user to run `make verify` when the Debian files are absent.
+    """
+    images, labels = [], []
+    for split in splits:
+        image_file, label_file = (data_dir / name for name in FILES[split])
+        for path in (image_file, label_file):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: Fashion-MNIST not found; run `make verify` (it installs the "
+                                        "Debian package dataset-fashion-mnist) or pass --data-dir")
+        x, y = read_idx(image_file), read_idx(label_file)
+        if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"{image_file}: {x.shape} images vs {label_file}: {y.shape} labels")
+        images.append(x[..., None])
+        labels.append(y.astype(np.int64))
+    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
+
+
+def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed: int,
+             device: torch.device) -> dict[str, dict]:
+    """The three methods for one seed: {method: {acc, nmi, nmi_arithmetic, ari, seconds, ...}}."""
+    results = {}
+    started = time.perf_counter()
+    pixels = images.reshape(images.shape[0], -1).float().div(255).numpy()
+    km = KMeans(n_clusters=N_CLASSES, n_init=protocol.kmeans_n_init, random_state=seed).fit(pixels)
+    results["kmeans_pixels"] = _scores(labels, km.labels_, time.perf_counter() - started)
+
+    started = time.perf_counter()
+    seed_everything(seed)  # seeds the initial weights too
+    cae = build_cae(images.shape[1], images.shape[3], embedding=protocol.embedding, activation=protocol.activation)
+    pre = PretrainConfig(epochs=protocol.pretrain_epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=seed)
+    cae = train_cae(cae, images, pre, device)
+    pretrain_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    config = DCECConfig(n_clusters=N_CLASSES, batch_size=protocol.batch_size, lr=protocol.lr,
+                        maxiter=protocol.maxiter, update_interval=protocol.update_interval, tol=protocol.tol,
+                        kl_weight=protocol.kl_weight, recon_weight=protocol.recon_weight,
+                        kmeans_n_init=protocol.kmeans_n_init, seed=seed)
+    result = fit_dcec(cae, images, config, device)
+    dcec_seconds = time.perf_counter() - started
+    results["cae_kmeans"] = _scores(labels, result.kmeans_assignments, pretrain_seconds)
+    results["dcec"] = {**_scores(labels, result.assignments, pretrain_seconds + dcec_seconds),
+                       "n_iter": result.n_iter, "converged": result.converged}
+    return results
+
+
+def _scores(y_true: np.ndarray, y_pred: np.ndarray, seconds: float) -> dict:
+    m = label_metrics(y_true, y_pred)
+    return {"acc": m["acc"], "nmi": m["nmi_geometric"], "nmi_arithmetic": m["nmi_arithmetic"], "ari": m["ari"],
+            "seconds": seconds}
+
+
+def summarise(per_seed: list[dict[str, dict]]) -> dict[str, dict]:
+    """Mean and (population) std over seeds of every numeric score, per method, plus the per-seed rows."""
+    out = {}
+    for method in per_seed[0]:
+        rows = [seed_result[method] for seed_result in per_seed]
+        stats = {}
+        for key in ("acc", "nmi", "nmi_arithmetic", "ari", "seconds"):
+            values = np.array([row[key] for row in rows], dtype=float)
+            stats[key] = {"mean": float(values.mean()), "std": float(values.std())}
+        out[method] = {**stats, "per_seed": rows}
+    return out
+
+
+def markdown_report(summary: dict, meta: dict) -> str:
+    """The verification table (ours, mean ± std) beside the published figures."""
+    def pm(stat: dict) -> str:
+        return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+    lines = [
+        "# Fashion-MNIST verification",
+        "",
+        f"Mode **{meta['mode']}**: {meta['n_images']:,} images ({' + '.join(meta['splits'])}), "
+        f"{meta['pretrain_epochs']} pretraining epochs, DCEC maxiter {meta['maxiter']}, seeds {meta['seeds']}, "
+        f"device {meta['device']}, total {meta['seconds']:.0f} s. Mean ± std over seeds. NMI = geometric mean "
+        "normalisation (the 2017 sklearn default the published numbers used); arithmetic NMI is in the JSON.",
+        "",
+        "| method | ACC | NMI | ARI | seconds per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for method, title in METHOD_TITLES.items():
+        s = summary[method]
+        lines.append(f"| {title} (ours) | {pm(s['acc'])} | {pm(s['nmi'])} | {pm(s['ari'])} | {s['seconds']['mean']:.0f} |")
+    lines += ["", "Published (Fashion-MNIST, 70,000 images):", "", "| method | ACC | NMI | source |", "|---|---|---|---|"]
+    lines += [f"| {name} | {acc} | {nmi_value} | {source} |" for name, acc, nmi_value, source in PUBLISHED]
+    lines += ["", "CAE + k-means time is the pretraining time; DCEC time includes pretraining.", ""]
+    return "\n".join(lines)
+
+
+def run_verify(mode: str, seeds: int, out_dir: Path, data_dir: Path = DATA_DIR, device_name: str = "auto",
+               pretrain_epochs: int | None = None, maxiter: int | None = None) -> dict:
+    """Run the verification and write the JSON and Markdown reports; returns the JSON document."""
+    protocol = MODES[mode]
+    if pretrain_epochs is not None:
+        protocol = replace(protocol, pretrain_epochs=pretrain_epochs)
+    if maxiter is not None:
+        protocol = replace(protocol, maxiter=maxiter)
+    images_np, labels = load_fashion_mnist(data_dir, protocol.splits)
+    images = torch.from_numpy(images_np)
+    device = pick_device(device_name)
+    started = time.perf_counter()
+    per_seed = []
+    for seed in range(seeds):
+        print(f"verify: seed {seed + 1}/{seeds}, {images.shape[0]} images, mode {mode}", file=sys.stderr)
+        per_seed.append(run_seed(images, labels, protocol, seed, device))
+    summary = summarise(per_seed)
+    meta = {"dataset": "fashion-mnist", "mode": mode, "splits": list(protocol.splits), "n_images": int(images.shape[0]),
+            "seeds": list(range(seeds)), "pretrain_epochs": protocol.pretrain_epochs, "maxiter": protocol.maxiter,
+            "epochs": protocol.pretrain_epochs, "device": str(device), "seconds": time.perf_counter() - started,
+            "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+            "torch": torch.__version__, "protocol": protocol.__dict__ | {"splits": list(protocol.splits)}}
+    document = {**meta, "methods": summary,
+                "published": [{"method": m, "acc": a, "nmi": n, "source": s} for m, a, n, s in PUBLISHED]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "fashion-mnist.json", document)
+    with atomic_write(out_dir / "fashion-mnist.md") as fh:
+        fh.write(markdown_report(summary, meta))
+    return document
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="DCEC verification on Fashion-MNIST (Guo's settings).")
+    parser.add_argument("--quick", action="store_true", help="10k test split, fewer epochs (CPU, < 20 min for 2 seeds)")
+    parser.add_argument("--seeds", type=int, default=2, help="number of seeds (0..N-1)")
+    parser.add_argument("--out", type=Path, default=Path("reports/verify"))
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--pretrain-epochs", type=int, default=None, help="override the mode's epochs")
+    parser.add_argument("--maxiter", type=int, default=None, help="override the mode's DCEC maxiter")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    document = run_verify("quick" if args.quick else "full", args.seeds, args.out, args.data_dir, args.device,
+                          args.pretrain_epochs, args.maxiter)
+    print((args.out / "fashion-mnist.md").read_text(encoding="utf-8"))
+    print(f"verify: done in {document['seconds']:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

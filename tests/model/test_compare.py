@@ -1,0 +1,136 @@
+"""Stage `compare`: run planning, the per-run cache, the summary and the k sweep (Table 2 layout)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model import compare
+from model.compare import RunSpec, execute_runs, plan_runs, records_frame, relative_to_max, sweep_table
+from model.methods import MethodResult
+from tests.model.test_exp_fixtures import K, small_params, synthetic_image_set, write_inputs, write_params
+
+FINGERPRINTS = {"images": "a" * 40, "labels": "b" * 40, "cae": "c" * 40}
+
+
+class CountingMethod:
+    """A stand-in method: deterministic assignments from the seed, a 2-D embedding, and a call counter."""
+
+    def __init__(self, name: str, uses_cae: bool = False, setting: int = 1):
+        self.name, self.uses_cae, self.settings = name, uses_cae, {"setting": setting}
+        self.calls: list[tuple[int, int]] = []
+
+    def fit(self, image_set, k, seed):
+        self.calls.append((k, seed))
+        rng = np.random.default_rng(seed)
+        assignments = (np.arange(image_set.n) + seed) % k
+        return MethodResult(assignments, rng.normal(size=(image_set.n, 2)) + assignments[:, None], {})
+
+
+def test_plan_covers_comparison_and_sweep_without_duplicates():
+    specs = plan_runs(["a", "b"], seeds=[0, 1], k=3, sweep_ks=[2, 3], sweep_seeds=[0], sweep_methods=["b", "c"])
+    assert len(specs) == len(set(specs))
+    expected = {RunSpec(m, 3, s) for m in "ab" for s in (0, 1)} | {RunSpec(m, kk, 0) for m in "bc" for kk in (2, 3)}
+    assert set(specs) == expected
+    assert [s.method for s in specs] == sorted((s.method for s in specs), key="abc".index)  # grouped by method
+
+
+def test_second_run_is_served_from_the_cache_and_a_new_k_computes_only_new_runs(tmp_path):
+    image_set = synthetic_image_set()
+    methods = {"a": CountingMethod("a"), "b": CountingMethod("b", uses_cae=True)}
+    specs = plan_runs(["a", "b"], [0, 1], K, [2], [0], sweep_methods=["b"])
+    first = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS)
+    assert sum(len(m.calls) for m in methods.values()) == len(specs) == 5
+    for method in methods.values():
+        method.calls.clear()
+    second = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS)
+    assert sum(len(m.calls) for m in methods.values()) == 0
+    assert [r["metrics"] for r in second] == [r["metrics"] for r in first]
+
+    wider = plan_runs(["a", "b"], [0, 1], K, [2, 3], [0], sweep_methods=["b"])
+    execute_runs(wider, methods, image_set, tmp_path, FINGERPRINTS)
+    assert methods["b"].calls == [(3, 0)] and methods["a"].calls == []
+
+
+def test_cache_key_follows_settings_and_only_the_inputs_a_method_uses(tmp_path):
+    image_set = synthetic_image_set()
+    methods = {"a": CountingMethod("a"), "b": CountingMethod("b", uses_cae=True)}
+    specs = [RunSpec("a", K, 0), RunSpec("b", K, 0)]
+    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS)
+    new_cae = {**FINGERPRINTS, "cae": "d" * 40}
+    execute_runs(specs, methods, image_set, tmp_path, new_cae)
+    assert len(methods["a"].calls) == 1 and len(methods["b"].calls) == 2  # only the CAE user reruns
+    methods["a"] = CountingMethod("a", setting=2)
+    execute_runs(specs, methods, image_set, tmp_path, new_cae)
+    assert len(methods["a"].calls) == 1
+
+
+def test_corrupt_cache_entry_is_recomputed(tmp_path):
+    image_set, method = synthetic_image_set(), CountingMethod("a")
+    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS)
+    (entry,) = tmp_path.glob("*.json")
+    entry.write_text("{truncated", encoding="utf-8")
+    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS)
+    assert len(method.calls) == 2 and json.loads(entry.read_text())["k"] == K
+
+
+def test_out_of_range_assignments_are_refused(tmp_path):
+    class Broken(CountingMethod):
+        def fit(self, image_set, k, seed):
+            return MethodResult(np.full(image_set.n, k), None, {})
+
+    with pytest.raises(ValueError, match="outside 0..3"):
+        execute_runs([RunSpec("x", K, 0)], {"x": Broken("x")}, synthetic_image_set(), tmp_path, FINGERPRINTS)
+
+
+def test_relative_ch_is_absolute_over_its_maximum_per_method():
+    frame = pd.DataFrame({"method": ["cae_kmeans"] * 3 + ["dcec"] * 3, "k": [2, 3, 4] * 2, "seed": 0,
+                          "calinski_harabasz": [3166.0, 2602.0, 1822.0, 91977.0, 193882.0, 92569.0],
+                          **{key: 0.5 for key in compare.LABEL_KEYS + ("silhouette",)}})
+    table = sweep_table(frame, [2, 3, 4], [0])
+    for method in ("cae_kmeans", "dcec"):
+        rows = table[table["method"] == method]
+        np.testing.assert_allclose(rows["calinski_harabasz_rel"], rows["calinski_harabasz"] / rows["calinski_harabasz"].max())
+    assert table.loc[(table["method"] == "dcec") & (table["k"] == 3), "calinski_harabasz_rel"].item() == 1.0
+    np.testing.assert_allclose(relative_to_max([1.0, np.nan, 4.0]), [0.25, np.nan, 1.0])
+
+
+def test_sweep_averages_over_the_sweep_seeds():
+    frame = pd.DataFrame({"method": "dcec", "k": [2, 2, 2], "seed": [0, 1, 5], "silhouette": [0.2, 0.4, 0.9],
+                          "calinski_harabasz": [10.0, 20.0, 90.0], **{key: 0.1 for key in compare.LABEL_KEYS}})
+    row = sweep_table(frame, [2], [0, 1]).iloc[0]
+    assert row["n_seeds"] == 2 and row["silhouette"] == pytest.approx(0.3) and row["calinski_harabasz"] == 15.0
+
+
+def test_stage_writes_runs_summary_and_sweep_then_reuses_every_run(tmp_path, monkeypatch):
+    write_inputs(tmp_path)
+    params = small_params(methods=["kmeans_pixels", "pca_kmeans", "cae_kmeans", "dcec"], seeds=[0, 1],
+                          sweep_ks=[2, 3], sweep_seeds=[0])
+    write_params(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    compare.main()
+    runs = pd.read_csv("reports/compare/runs.csv")
+    assert len(runs) == 4 * 2 and set(runs["k"]) == {K}
+    assert runs[list(compare.LABEL_KEYS)].apply(lambda c: c.between(-1, 1)).all().all()
+    assert runs.loc[runs["method"] == "kmeans_pixels", "silhouette"].isna().all()  # no pixel-space embedding
+    summary = json.loads(open("reports/compare/summary.json").read())
+    assert list(summary["methods"]) == params["compare"]["methods"] and summary["n_seeds"] == 2
+    pixels = runs.loc[runs["method"] == "kmeans_pixels", "acc"]
+    assert summary["methods"]["kmeans_pixels"]["acc"]["mean"] == pytest.approx(pixels.mean())
+    assert summary["methods"]["kmeans_pixels"]["acc"]["std"] == pytest.approx(pixels.std(ddof=1))
+    sweep = pd.read_csv("reports/compare/sweep.csv")
+    assert set(zip(sweep["method"], sweep["k"])) == {(m, k) for m in ("cae_kmeans", "dcec") for k in (2, 3, K)}
+    n_cached = len(list((tmp_path / "models/compare_cache").glob("*.json")))
+    assert n_cached == 4 * 2 + 2 * 2  # the (k=4, seed 0) sweep runs are shared with the comparison
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cached run was recomputed")
+
+    for cls in ("KMeansPixels", "PCAKMeans", "CAEKMeans", "DCEC"):
+        monkeypatch.setattr(f"model.methods.{cls}.fit", fail)
+    before = open("reports/compare/runs.csv").read()
+    compare.main()
+    assert open("reports/compare/runs.csv").read() == before

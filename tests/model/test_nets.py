@@ -1,0 +1,86 @@
+"""CAE shapes and parameter counts (Keras layouts), initialisation, clustering layer."""
+
+import pytest
+import torch
+
+from model.nets import ClusteringLayer, DCECNet, build_cae, soft_assign
+
+
+def test_dcec_paint_net_matches_keras_shapes_and_parameter_count():
+    cae = build_cae(128, 3)  # DCEC-Paint defaults: ELU, embedding 32, filters 32/64/128, kernels 5/5/3
+    assert cae.feature_shape == (128, 16, 16)
+    assert cae.embed.in_features == 32_768
+    assert sum(p.numel() for p in cae.parameters()) == 2_384_931
+    x = torch.rand(1, 3, 128, 128).contiguous(memory_format=torch.channels_last)
+    z, x_hat = cae(x)
+    assert z.shape == (1, 32) and x_hat.shape == (1, 3, 128, 128)
+    assert isinstance(cae.encoder[1], torch.nn.ELU)
+
+
+def test_guo_mnist_net_uses_valid_last_conv():
+    cae = build_cae(28, 1, embedding=10, activation="relu")
+    assert cae.feature_shape == (128, 3, 3)  # 28 -> 14 -> 7 -> 3
+    assert cae.embed.in_features == 1_152
+    z, x_hat = cae(torch.rand(2, 1, 28, 28))
+    assert z.shape == (2, 10) and x_hat.shape == (2, 1, 28, 28)
+    assert isinstance(cae.encoder[1], torch.nn.ReLU)
+
+
+def test_decoder_output_is_linear_and_embedding_has_no_activation():
+    cae = build_cae(16, 3)
+    assert isinstance(cae.decoder[-1], torch.nn.ConvTranspose2d)  # no activation after the last deconv
+    x = torch.rand(4, 3, 16, 16)
+    assert (cae.encode(x) < 0).any()  # a bounded activation (ELU >= -1, ReLU >= 0) would not allow this freely
+    assert torch.allclose(cae.encode(x), cae.embed(cae.encoder(x)))
+
+
+def test_keras_default_initialisation():
+    cae = build_cae(16, 3, embedding=8)
+    for module in cae.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            assert torch.count_nonzero(module.bias) == 0
+            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(module.weight)
+            bound = (6.0 / (fan_in + fan_out)) ** 0.5
+            assert module.weight.abs().max() <= bound
+            assert module.weight.abs().max() > 0.5 * bound  # uniform over the whole range, not a tiny init
+
+
+def test_config_rebuilds_the_same_architecture():
+    cae = build_cae(32, 1, filters=(8, 16, 32), kernels=(5, 5, 3), embedding=6, activation="relu")
+    clone = build_cae(**cae.config)
+    assert [p.shape for p in clone.parameters()] == [p.shape for p in cae.parameters()]
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="activation"):
+        build_cae(16, 3, activation="tanh")
+    with pytest.raises(ValueError, match="3 conv layers"):
+        build_cae(16, 3, filters=(8, 16))
+
+
+def test_soft_assignment_matches_student_t_by_hand():
+    z = torch.tensor([[0.0, 0.0]])
+    centres = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    # alpha = 1: kernel (1 + d^2)^-1 -> 1/2 and 1/5, normalised
+    q = soft_assign(z, centres, alpha=1.0)
+    assert torch.allclose(q, torch.tensor([[0.5 / 0.7, 0.2 / 0.7]]))
+
+
+def test_clustering_layer_rows_sum_to_one_and_centres_load_in_place():
+    layer = ClusteringLayer(n_clusters=5, dim=4)
+    parameter = layer.centres
+    new = torch.randn(5, 4)
+    layer.set_centres(new)
+    assert layer.centres is parameter and torch.equal(layer.centres.data, new)
+    q = layer(torch.randn(7, 4))
+    assert q.shape == (7, 5)
+    assert torch.allclose(q.sum(dim=1), torch.ones(7))
+    with pytest.raises(ValueError, match="shape"):
+        layer.set_centres(torch.zeros(4, 4))
+
+
+def test_dcec_net_outputs():
+    net = DCECNet(build_cae(16, 3, embedding=8), n_clusters=3)
+    q, x_hat, z = net(torch.rand(2, 3, 16, 16))
+    assert q.shape == (2, 3) and x_hat.shape == (2, 3, 16, 16) and z.shape == (2, 8)
+    assert any(p is net.clustering.centres for p in net.parameters())

@@ -1,0 +1,103 @@
+"""Stage `report`: results.md from small fake outputs of dataset_table, compare and evaluate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from common import write_json
+from model import report
+from model.evaluate import FIGURE_NAMES
+from tests.model.test_exp_fixtures import small_params, write_params
+
+DATASET_MD = "# Dataset\n\n| artist | n_images |\n|---|---|\n| Anna Albers | 10 |\n| Bruno Berg | 12 |\n"
+
+
+def fake_summary(dcec_nmi: float, pixels_nmi: float) -> dict:
+    def cell(mean, std=0.01):
+        return {"mean": mean, "std": std}
+
+    def scores(nmi):
+        return {"acc": cell(0.4321), "nmi_arithmetic": cell(nmi), "nmi_geometric": cell(nmi + 0.01),
+                "ari": cell(0.1111), "purity": cell(0.5555), "silhouette": cell(0.2), "calinski_harabasz": cell(50.0)}
+
+    return {"k": 4, "seeds": [0, 1, 2], "n_seeds": 3, "n": 40,
+            "methods": {"kmeans_pixels": scores(pixels_nmi), "pca_kmeans": scores(0.3),
+                        "cae_kmeans": scores(0.35), "dcec": scores(dcec_nmi)}}
+
+
+def fake_sweep() -> pd.DataFrame:
+    rows = []
+    for method, sil, chs in (("cae_kmeans", [0.1234, 0.2345, 0.0456], [300.0, 600.0, 150.0]),
+                             ("dcec", [0.7123, 0.8123, 0.9123], [9000.0, 4500.0, 3000.0])):
+        for k, s, ch in zip((2, 3, 4), sil, chs):
+            rows.append({"method": method, "k": k, "n_seeds": 1, "silhouette": s, "calinski_harabasz": ch,
+                         "calinski_harabasz_rel": ch / max(chs), "acc": 0.5, "nmi_arithmetic": 0.4,
+                         "nmi_geometric": 0.4, "ari": 0.2, "purity": 0.6})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def outputs(tmp_path, monkeypatch):
+    (tmp_path / "reports/compare").mkdir(parents=True)
+    (tmp_path / "reports/dataset.md").write_text(DATASET_MD, encoding="utf-8")
+    fake_sweep().to_csv(tmp_path / "reports/compare/sweep.csv", index=False)
+    write_json(tmp_path / "reports/compare/summary.json", fake_summary(dcec_nmi=0.4567, pixels_nmi=0.2222))
+    write_json(tmp_path / "reports/metrics.json",
+               {"n": 40, "k": 4, "n_artists": 4, "n_nonempty_clusters": 4, "acc": 0.6789, "nmi_arithmetic": 0.5,
+                "nmi_geometric": 0.51, "ari": 0.4, "purity": 0.7, "silhouette": 0.3, "calinski_harabasz": 77.7})
+    (tmp_path / "reports/figures").mkdir()
+    for name in FIGURE_NAMES.values():
+        (tmp_path / "reports/figures" / name).write_bytes(b"\x89PNG")
+    write_params(tmp_path, small_params())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_report_has_all_three_tables_with_the_input_numbers(outputs):
+    report.main()
+    text = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    for heading in ("## Table 1", "## Table 2", "## Table 3"):
+        assert heading in text
+    assert "### Dataset" in text and "| Anna Albers | 10 |" in text  # Table 1 embedded, heading demoted
+    assert "0.2345" in text and "1.0000 (600)" in text and "0.2500 (150)" in text  # CH rel = abs / max over k
+    assert "1.0000 (9000)" in text and "0.5000 (4500)" in text and "0.9123" in text
+    assert "0.432 ± 0.010" in text and "0.457 ± 0.010" in text and "0.467 ± 0.010" in text
+    assert "NMI (arithmetic)" in text and "NMI (geometric)" in text and "3 seeds (0, 1, 2)" in text
+    assert "0.6789" in text  # the cluster stage's run
+    assert "**yes**" in text
+    for name in FIGURE_NAMES.values():
+        assert f"(figures/{name})" in text
+    assert "not comparable across methods" in text
+
+
+def test_paper_values_appear_only_with_the_paper_profile(outputs):
+    report.main()
+    with_paper = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    assert "0.7929" in with_paper and "1.0000 (193882)" in with_paper and report.PAPER_SOURCE in with_paper
+    params = small_params()
+    params["report"]["paper_values"] = False
+    write_params(outputs, params)
+    report.main()
+    without = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    assert "0.7929" not in without and "193882" not in without
+
+
+def test_table2_rows_follow_the_sweep():
+    table = report.table2(fake_sweep(), with_paper=False)
+    lines = [line for line in table.splitlines() if line.startswith("| 2 ")]
+    assert lines == ["| 2 | 0.1234 | 0.5000 (300) | 0.7123 | 1.0000 (9000) |"]
+
+
+def test_nmi_verdict_is_computed_not_assumed():
+    assert "**no**" in report.nmi_verdict(fake_summary(dcec_nmi=0.1, pixels_nmi=0.3))
+    assert "**yes**" in report.nmi_verdict(fake_summary(dcec_nmi=0.3, pixels_nmi=0.1))
+    missing = fake_summary(0.3, 0.1)
+    del missing["methods"]["kmeans_pixels"]
+    assert "not computed" in report.nmi_verdict(missing)
+
+
+def test_missing_figure_is_an_error(outputs):
+    (outputs / "reports/figures" / FIGURE_NAMES["collage"]).unlink()
+    with pytest.raises(FileNotFoundError, match="collage.png"):
+        report.main()
