@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro test venv browser verify verify-full bench clean-venv
+.PHONY: repro test venv browser verify verify-full bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ verify: $(STAMP) $(FMNIST)
 
 verify-full: $(STAMP) $(FMNIST)
 	$(BIN)/python -m model.verify --seeds 5
+
+bench: bench-train bench-prep bench-crawl bench-pipeline
+bench-train bench-prep bench-crawl bench-pipeline: $(STAMP)
+	$(BIN)/python -m bench.$(subst bench-,,$@)
+bench-paper: $(STAMP)
+	$(BIN)/python -m bench.paper_run      # add --full on a GPU machine
 
 clean-venv:
 	rm -rf $(VENV)

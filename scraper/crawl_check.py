@@ -33,12 +33,19 @@ def lot_crawl_errors(stats: Mapping[str, Any], lots: int, min_items: int) -> lis
     """Why a `christies` crawl counts as failed; empty when it succeeded.
 
     Failed: abnormal finish, spider exceptions, any calendar or listing request lost after retries and
-    fallbacks (including robots.txt refusals), or fewer unique lots than `min_items`.
+    fallbacks (including robots.txt refusals), a listing that ended short of the lots its sale announced, a
+    month or sale that never got an outcome, or fewer unique lots than `min_items`.
     """
     errors = common_errors(stats)
     lost = int(stats.get("christies/listing_failed", 0))
     if lost:
         errors.append(f"{lost} calendar/listing request(s) failed with no fallback left (see the failures file)")
+    missing = int(stats.get("lots/missing", 0))
+    if missing:
+        errors.append(f"{missing} lot(s) announced by their sales but never listed (see the failures file)")
+    unfinished = int(stats.get("christies/months_unfinished", 0)) + int(stats.get("christies/sales_unfinished", 0))
+    if unfinished:
+        errors.append(f"{unfinished} month(s)/sale(s) never listed nor recorded as failed (see the failures file)")
     if lots < min_items:
         errors.append(f"{lots} lots, fewer than the minimum {min_items}")
     return errors

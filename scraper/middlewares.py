@@ -20,6 +20,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.asyncio import sleep
 
+from scraper.jobdir import resumes_job
 from scraper.outputs import JsonLinesLog, side_file
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class FailureLogMiddleware:
         self.crawler = crawler
         settings = crawler.settings
         self.path = side_file(settings, "CHRISTIES_FAILURES_FILE", "failures.jsonl", suffix_of_feed=True)
-        self.log = JsonLinesLog(self.path, resume=bool(settings.get("JOBDIR")))
+        self.log = JsonLinesLog(self.path, resume=resumes_job(settings.get("JOBDIR")))
         crawler.signals.connect(self.log.close, signal=signals.spider_closed)
 
     @classmethod
@@ -174,3 +175,13 @@ class FailureLogMiddleware:
     def process_exception(self, request: Request, exception: Exception) -> None:
         self.record(request, failure_reason(exception))
         return None
+
+
+def failure_log_of(crawler: Crawler) -> FailureLogMiddleware | None:
+    """The crawl's FailureLogMiddleware, for failures found after the download (an unreadable page, a corrupt
+    image, an incomplete listing); None when it is not enabled or the engine is not running."""
+    downloader = getattr(crawler.engine, "downloader", None)
+    for middleware in getattr(getattr(downloader, "middleware", None), "middlewares", ()):
+        if isinstance(middleware, FailureLogMiddleware):
+            return middleware
+    return None

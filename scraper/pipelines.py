@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
+import warnings
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from PIL import Image
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, IgnoreRequest
@@ -24,7 +27,8 @@ from twisted.python.failure import Failure
 
 from common import atomic_write, safe_join
 from scraper.items import LotImageItem, LotItem
-from scraper.middlewares import KIND_META, failure_reason
+from scraper.jobdir import resumes_job
+from scraper.middlewares import KIND_META, failure_log_of, failure_reason
 from scraper.outputs import JsonLinesLog, side_file
 from scraper.parsing import rebase_url, rendition_url
 
@@ -40,6 +44,7 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff"}
 DEFAULT_IMAGE_EXTENSION = ".jpg"
 MAX_NAME_CHARS = 100  # file-name stem cap; longer scraped ids are shortened with a hash suffix
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF")  # Pillow format names of IMAGE_EXTENSIONS
 
 
 def _is_http_url(value: Any) -> bool:
@@ -133,7 +138,7 @@ class ValidateLotPipeline:
         self.crawler = crawler
         settings = crawler.settings
         self.path = side_file(settings, "CHRISTIES_REJECTS_FILE", "rejects.jsonl", suffix_of_feed=False)
-        self.resume = bool(settings.get("JOBDIR"))
+        self.resume = resumes_job(settings.get("JOBDIR"))
         self.log: JsonLinesLog | None = None
 
     @classmethod
@@ -219,6 +224,26 @@ def file_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
+def image_bytes_problem(body: bytes) -> str | None:
+    """Why `body` is not a usable image, or None when it is one.
+
+    Opened with Pillow restricted to DECODABLE_FORMATS and fully decoded (`load()`: a truncated or zeroed JPEG
+    passes `open`, which reads only the header). A decompression bomb (DecompressionBombError, or the warning
+    between 1x and 2x `Image.MAX_IMAGE_PIXELS`) is a real but huge image: not decoded here, and None is
+    returned so it is stored untouched; curation skips it later with its own reason.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(body), formats=DECODABLE_FORMATS) as picture:
+                picture.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            return None
+        except Exception as exc:  # noqa: BLE001 (decoders of hostile bytes raise OSError, SyntaxError, ValueError, ...)
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
 class LotFilesPipeline(FilesPipeline):
     """Downloads a lot's image rendition (`?mode=max&w=<CHRISTIES_IMAGE_WIDTH>`) and stores the bytes untouched
     under `<FILES_STORE>/<sale shard>/<lot_key>.<ext>`, filling `image_path` and `image_sha1`.
@@ -227,6 +252,10 @@ class LotFilesPipeline(FilesPipeline):
     already present (younger than FILES_EXPIRES days) is `uptodate`. Files are written to a temporary name and
     renamed, so a killed crawl never leaves a truncated image that a rerun would take as up to date.
     For `LotItem`s it runs only with `CHRISTIES_IMAGES=all`; every `LotImageItem` is processed.
+
+    A 200 answer whose bytes do not decode (`image_bytes_problem`) is never stored: it is requested again up to
+    `CHRISTIES_IMAGE_CORRUPT_RETRIES` times (the HTTP cache bypassed), then the lot fails with
+    `corrupt image: <why>`, a line in the failures file and `images/corrupt` in stats.
     """
 
     LOG_FAILED_RESULTS = False  # failures are logged once, as a warning with the reason, in item_completed
@@ -237,6 +266,9 @@ class LotFilesPipeline(FilesPipeline):
         self.width = settings.getint("CHRISTIES_IMAGE_WIDTH")
         self.image_base_url = settings.get("CHRISTIES_IMAGE_BASE_URL") or None
         self.lot_images = settings.get("CHRISTIES_IMAGES", "all")
+        self.corrupt_retries = settings.getint("CHRISTIES_IMAGE_CORRUPT_RETRIES")
+        if self.corrupt_retries < 0:
+            raise ValueError(f"CHRISTIES_IMAGE_CORRUPT_RETRIES={self.corrupt_retries}: expected >= 0")
         if self.lot_images not in ("all", "none"):
             raise ValueError(f"CHRISTIES_IMAGES={self.lot_images!r}: expected 'all' or 'none'")
 
@@ -263,9 +295,32 @@ class LotFilesPipeline(FilesPipeline):
         return None
 
     async def media_downloaded(self, response: Response, request: Request, info: Any, *, item: Any = None) -> Any:
-        if response.status != 200:
-            raise FileException(f"HTTP {response.status}")
+        response = await self._decodable_response(response, request)
         return await super().media_downloaded(response, request, info, item=item)
+
+    async def _decodable_response(self, response: Response, request: Request) -> Response:
+        """`response`, or a later answer to the same request, whose body is a decodable image.
+
+        Raises:
+            FileException: a non-200 answer, or bytes still undecodable after the allowed re-requests.
+        """
+        stats = self.crawler.stats
+        for attempt in range(self.corrupt_retries + 1):
+            if attempt:
+                stats.inc_value("images/corrupt_retries")
+                retry = request.replace(meta={**request.meta, "dont_cache": True})
+                response = await self.crawler.engine.download_async(retry)
+            if response.status != 200:
+                raise FileException(f"HTTP {response.status}")
+            problem = image_bytes_problem(response.body)
+            if problem is None:
+                return response
+            logger.info("undecodable image bytes from %s (%s), attempt %d", request.url, problem, attempt + 1)
+        reason = f"corrupt image: {problem}"
+        stats.inc_value("images/corrupt")
+        if (failure_log := failure_log_of(self.crawler)) is not None:
+            failure_log.record(request, reason, status=200)
+        raise FileException(reason)
 
     def media_failed(self, failure: Failure, request: Request, info: Any) -> Any:
         if isinstance(failure.value, IgnoreRequest):

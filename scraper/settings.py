@@ -8,7 +8,8 @@ Resuming a long crawl: run `scrapy crawl christies -a start=... -a end=... -o lo
 stop it with ONE Ctrl-C / SIGTERM (it finishes the requests in flight and saves its queue), and rerun the same
 command. Use `-o` (append), never `-O`, when resuming: `-O` truncates what the first run wrote. Read the feed
 with de-duplication by lot_key (a hard kill can repeat or half-write the last lines). One JOBDIR per job, same
-Scrapy version; requests that gave up stay "seen" (see the failures file and re-run those sales).
+Scrapy version; requests that gave up stay "seen" (see the failures file and re-run those sales). A JOBDIR left
+by a killed crawl (no clean-stop marker) is not resumed but started again (scraper/jobdir.py).
 """
 
 BOT_NAME = "christies_dcec"
@@ -74,9 +75,15 @@ ITEM_PIPELINES = {
 }
 FILES_STORE = "data/raw/images"
 FILES_EXPIRES = 36500  # days; an image already stored is never fetched again
+# A 200 answer whose bytes no image decoder accepts is requested again this many times, then reported failed.
+CHRISTIES_IMAGE_CORRUPT_RETRIES = 2
 MEDIA_ALLOW_REDIRECTS = True  # image URLs may redirect to a CDN
 FEED_EXPORT_ENCODING = "utf-8"  # None would write \uXXXX escapes
-EXTENSIONS = {"scraper.extensions.StatsFileExtension": 500}
+EXTENSIONS = {
+    "scraper.extensions.StatsFileExtension": 500,
+    # After Scrapy's SpiderState (0): its clean-stop marker is written after spider.state (scraper/jobdir.py).
+    "scraper.extensions.JobdirGuardExtension": 900,
+}
 
 # ---------------------------------------------------------------- housekeeping
 TELNETCONSOLE_ENABLED = False

@@ -9,7 +9,14 @@ collected; online-only sales: `sso` landing (302) → `searchLots` JSON pages. W
 cumulative). A listing that fails with no route left is counted as lost (`christies/listing_failed`, the
 failures file), never taken for an empty sale. The spider is thin: all parsing is in scraper/parsing.py.
 
-Callback state travels in `cb_kwargs` (picklable), so a JOBDIR pause/resume keeps it.
+Completeness: a sale whose listing ends with fewer distinct lots than its `total_hits_filtered` is a failure
+line and counts in `lots/missing`; at a `finished` close, every month of the range and every sale the calendars
+named must have been listed or recorded as lost (`CrawlProgress`), else it is a failure line too
+(`christies/months_unfinished`, `christies/sales_unfinished`). The stage runners fail on any of these.
+
+Callback state travels in `cb_kwargs` (picklable), so a JOBDIR pause/resume keeps it: the per-sale lot count
+(`seen`) rides with the sale's next listing request; `CrawlProgress` lives in `spider.state`, saved with the
+queue on a clean stop.
 """
 
 from __future__ import annotations
@@ -27,11 +34,53 @@ from twisted.python.failure import Failure
 
 from scraper import parsing
 from scraper.items import LotItem, lot_export_fields
-from scraper.middlewares import FALLBACK_META, KIND_META, FailureLogMiddleware, failure_reason
+from scraper.middlewares import FALLBACK_META, KIND_META, failure_log_of, failure_reason
 from scraper.parsing import ExtractionError, Sale
 from scraper.spiders import apply_contact_user_agent
 
 UNREADABLE = (ValueError, ExtractionError)  # json.JSONDecodeError is a ValueError
+PROGRESS_STATE_KEY = "christies/progress"
+
+
+class CrawlProgress:
+    """Which months and sales of the crawl are settled (listed, or recorded as lost), kept in a plain dict so
+    that it pickles into JOBDIR's `spider.state` and survives a clean stop with the queue it describes.
+
+    A month or sale still unsettled when the crawl finishes had its requests dropped without a callback or an
+    errback (e.g. filtered as duplicates by a stale `requests.seen`): its lots were lost silently.
+    """
+
+    def __init__(self, state: dict[str, Any]):
+        self.months_settled: set[str] = state.setdefault("months_settled", set())
+        self.sales_open: dict[str, str] = state.setdefault("sales_open", {})  # sale_id -> landing URL
+        self.sales_settled: set[str] = state.setdefault("sales_settled", set())
+
+    @staticmethod
+    def month_key(year: int, month: int) -> str:
+        return f"{year:04d}-{month:02d}"
+
+    def settle_month(self, year: int, month: int) -> None:
+        self.months_settled.add(self.month_key(year, month))
+
+    def open_sale(self, sale_id: str, landing_url: str) -> None:
+        """A calendar named this sale (again: a resumed run re-reads calendars; settled sales stay settled)."""
+        if sale_id not in self.sales_settled:
+            self.sales_open.setdefault(sale_id, landing_url)
+
+    def settle_sale(self, sale_id: str) -> None:
+        self.sales_open.pop(sale_id, None)
+        self.sales_settled.add(sale_id)
+
+    def unfinished_months(self, months: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(y, m) for y, m in months if self.month_key(y, m) not in self.months_settled]
+
+    def unfinished_sales(self) -> dict[str, str]:
+        return dict(self.sales_open)
+
+
+def missing_lots(announced: int, listed: int) -> int:
+    """Lots a sale announced (`total_hits_filtered`) but its listing never gave."""
+    return max(0, announced - listed)
 
 
 def should_fetch_next_page(
@@ -87,21 +136,35 @@ class ChristiesSpider(Spider):
     def _stat(self, key: str, count: int = 1) -> None:
         self.crawler.stats.inc_value(f"christies/{key}", count)
 
-    def _failure_log(self) -> FailureLogMiddleware | None:
-        downloader = getattr(self.crawler.engine, "downloader", None)
-        for middleware in getattr(getattr(downloader, "middleware", None), "middlewares", ()):
-            if isinstance(middleware, FailureLogMiddleware):
-                return middleware
-        return None
+    @property
+    def progress(self) -> CrawlProgress:
+        """The crawl's progress, inside `self.state` (JOBDIR's SpiderState sets and saves it; without a JOBDIR
+        it is a plain attribute)."""
+        if not hasattr(self, "state"):
+            self.state: dict[str, Any] = {}
+        return CrawlProgress(self.state.setdefault(PROGRESS_STATE_KEY, {}))
+
+    def _record_failure(self, request: Request, reason: str, status: int | None = None) -> None:
+        if (failure_log := failure_log_of(self.crawler)) is not None:
+            failure_log.record(request, reason, status=status)
+
+    def _settle(self, request: Request) -> None:
+        """The month or sale this calendar/listing request belongs to has its outcome (listed or lost)."""
+        kwargs = request.cb_kwargs
+        if kwargs.get("sale") is not None:
+            self.progress.settle_sale(kwargs["sale"].sale_id)
+        elif "year" in kwargs and "month" in kwargs:
+            self.progress.settle_month(kwargs["year"], kwargs["month"])
 
     def _lost(self, request: Request, reason: str, lots: int | None = None, logged: bool = True) -> None:
         """A listing with no route left: count it, and log it to the failures file unless the downloader
         already did (an HTTP error or exception is logged there; an unreadable 200 page is not)."""
         self._stat("listing_failed")
+        self._settle(request)
         if lots:
             self._stat("lots_lost", lots)
-        if not logged and (failure_log := self._failure_log()) is not None:
-            failure_log.record(request, reason, status=200)
+        if not logged:
+            self._record_failure(request, reason, status=200)
         self.logger.error("listing lost (%s): %s%s", reason, request.url, f", {lots} lots" if lots else "")
 
     def _retry_unreadable(self, response: Response, reason: str) -> Request | None:
@@ -156,7 +219,10 @@ class ChristiesSpider(Spider):
     def _sale_requests(self, sales: list[Sale], year: int, month: int) -> Iterator[Request]:
         self._stat("calendar_months")
         self.logger.info("%04d-%02d: %d sales kept", year, month, len(sales))
+        progress = self.progress
+        progress.settle_month(year, month)
         for sale in sales:
+            progress.open_sale(sale.sale_id, sale.landing_url)
             self._stat("sales")
             self._stat(f"sales_{sale.kind}")
             if sale.kind == "online":
@@ -207,7 +273,7 @@ class ChristiesSpider(Spider):
         if should_fetch_next_page(page, total, total_pages, len(seen), new, page_size):
             yield self._api_request(sale, api, api_sale_id, page + 1, seen, sale_url)
         else:
-            self._sale_done(sale, total, seen)
+            self._sale_done(response.request, sale, total, seen)
 
     def api_failed(self, failure: Failure) -> Iterator[Request]:
         kwargs = failure.request.cb_kwargs
@@ -240,7 +306,7 @@ class ChristiesSpider(Spider):
         if should_fetch_next_page(page, total, total_pages, len(seen), new, None):
             yield self._sale_page_request(sale, page + 1, seen, sale_url)
         else:
-            self._sale_done(sale, total, seen)
+            self._sale_done(response.request, sale, total, seen)
 
     def listing_failed(self, failure: Failure) -> None:
         """A listing request with no other route (downloader already logged it to the failures file)."""
@@ -250,13 +316,36 @@ class ChristiesSpider(Spider):
         if sale is not None:
             self._stat("sales_lost")
 
-    def _sale_done(self, sale: Sale, total: int | None, seen: list[str]) -> None:
-        if total is not None:
-            self._stat("lots_expected", total)
-            if len(seen) < total:
-                self._stat("sales_incomplete")
-                self._stat("lots_missing", total - len(seen))
-                self.logger.warning("sale %s: %d of %d lots listed", sale.sale_id, len(seen), total)
+    def _sale_done(self, request: Request, sale: Sale, total: int | None, seen: list[str]) -> None:
+        """The sale's listing ended normally. `seen` (the distinct object ids listed, carried from page to page
+        in cb_kwargs, so across a JOBDIR resume too) must reach the announced total, else the shortfall is a
+        failure line and counts in `lots/missing`: lots are never lost silently."""
+        self.progress.settle_sale(sale.sale_id)
+        if total is None:
+            return
+        self._stat("lots_expected", total)
+        missing = missing_lots(total, len(seen))
+        if missing:
+            self._stat("sales_incomplete")
+            self.crawler.stats.inc_value("lots/missing", missing)
+            self._record_failure(request, f"incomplete listing: {len(seen)} of {total} lots", status=200)
+            self.logger.error("sale %s: listing ended with %d of %d lots", sale.sale_id, len(seen), total)
+
+    def closed(self, reason: str) -> None:
+        """At a `finished` close, months and sales that never got an outcome are failures (see CrawlProgress).
+        Runs before the failures log and the stats file close (the spider's handler is connected first)."""
+        if reason != "finished":
+            return
+        progress = self.progress
+        for year, month in progress.unfinished_months(self.months):
+            self._stat("months_unfinished")
+            url = parsing.calendar_api_url(self.base_url, year, month, self.component)
+            self._record_failure(Request(url, meta={KIND_META: "calendar"}), "calendar never read")
+            self.logger.error("%04d-%02d: the calendar was never read nor recorded as failed", year, month)
+        for sale_id, landing_url in sorted(progress.unfinished_sales().items()):
+            self._stat("sales_unfinished")
+            self._record_failure(Request(landing_url, meta={KIND_META: "listing"}), "listing never finished")
+            self.logger.error("sale %s: the listing never finished nor was recorded as failed", sale_id)
 
     # ------------------------------------------------------------ lots
 

@@ -76,8 +76,6 @@ def test_crawl_stopped_with_sigterm_resumes_from_jobdir_with_every_lot_once(tmp_
     assert stats["finish_reason"] == "finished"
 
 
-@pytest.mark.xfail(strict=True, reason="after a SIGKILL mid-crawl, the resumed JOBDIR crawl of the demo "
-                                       "catalogue ends 'finished', exit 0, with 790 of 1176 lots (any kill point)")
 def test_crawl_killed_with_sigkill_resumes_from_jobdir_with_every_lot_once(tmp_path, catalogue):
     lots, before, _ = interrupt_then_resume(catalogue, tmp_path, signal.SIGKILL)
     expected = set(expected_lots(catalogue))

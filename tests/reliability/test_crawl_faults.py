@@ -153,8 +153,6 @@ def test_fetch_stage_gives_every_requested_lot_one_line_through_injected_faults(
                                     f"{stored}/{len(lots)} images stored")
 
 
-@pytest.mark.xfail(strict=True, reason="LotFilesPipeline stores a 200 answer with undecodable image bytes as "
-                                       "'downloaded' (no check, no retry, no failure line)")
 def test_fetch_stage_never_stores_corrupt_image_bytes_as_downloaded(tmp_path, catalogue):
     """A corrupt image answer (200, bytes no decoder accepts; the next request would be fine) must be retried
     or reported as failed; what is stored as downloaded must be the image the site serves."""

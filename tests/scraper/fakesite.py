@@ -29,6 +29,9 @@ class FakeConfig:
     online_lots: int = 7
     robots: str = "User-agent: *\nDisallow: */lotimages\n"
     retry_after_first: bool = False  # the first calendar request answers 429 with Retry-After: 1
+    # image path substring -> how many of its first answers are 200 with zeroed (undecodable) bytes
+    corrupt_image_answers: dict[str, int] = field(default_factory=dict)
+    announce_extra_live_lots: int = 0  # lotsearch's total_hits_filtered claims this many lots it never lists
     requests: list[str] = field(default_factory=list)
 
 
@@ -126,7 +129,8 @@ class FakeSite:
         if parts.path.endswith("/lotsearch"):
             page, size = int(query["page"]), int(query["pagesize"])
             lots = self.lots("live")
-            return self._json({"lots": lots[(page - 1) * size: page * size], "total_hits_filtered": len(lots),
+            return self._json({"lots": lots[(page - 1) * size: page * size],
+                               "total_hits_filtered": len(lots) + self.config.announce_extra_live_lots,
                                "total_pages": -(-len(lots) // size)})
         if parts.path == "/sso":
             return 302, {"Location": f"{self.online_base_url}/s/online-sale/lots/{ONLINE_INTERNAL_ID}"}, b""
@@ -144,8 +148,16 @@ class FakeSite:
         if parts.path.startswith("/img/"):
             seed = sum(parts.path.encode())
             width = min(int(query.get("w", SOURCE_WIDTH)), SOURCE_WIDTH)
-            return 200, {"Content-Type": "image/jpeg"}, image_bytes(seed, width)
+            body = image_bytes(seed, width)
+            if self._answers_corrupt(path):
+                body = body[:16] + bytes(len(body) - 16)  # header kept, the rest zeroed: no decoder accepts it
+            return 200, {"Content-Type": "image/jpeg"}, body
         return 404, {"Content-Type": "text/plain"}, b"not found"
+
+    def _answers_corrupt(self, path: str) -> bool:
+        """Whether this request (already logged in `requests`) is among the corrupt first answers of its path."""
+        answered = sum(request == path for request in self.config.requests)
+        return any(part in path and answered <= count for part, count in self.config.corrupt_image_answers.items())
 
     @staticmethod
     def _json(payload: dict) -> tuple[int, dict, bytes]:
