@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro test venv browser verify verify-full bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
+.PHONY: repro repro-paper test venv browser verify verify-full bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ venv: $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# The paper's configuration (profiles/paper.yaml: live crawl, 50 x 250 works, GPU if present); docs/PAPER_PROFILE.md.
+repro-paper: $(STAMP)
+	set -f; args="$$($(BIN)/python -m common.profiles profiles/paper.yaml)" && $(BIN)/dvc exp run -n paper $$args
 
 # The review page is tested in a real headless browser: Debian's chromium + chromedriver.
 browser:

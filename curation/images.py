@@ -3,15 +3,21 @@
 Rows are ordered by artist then lot_key; `artist_id` numbers the artists 0..A-1 in sorted name order.
 A file that cannot be decoded is skipped with its reason (logged, counted in images_summary.json); the
 stage fails only when no image survives. Decoding and resizing: curation/imaging.py (LANCZOS).
+
+Speed (issue #8, docs/BENCHMARKS.md "Image preparation"): JPEGs much larger than the target are decoded by
+libjpeg at a reduced DCT scale (`images.draft`), and files are converted by `images.workers` threads. Threads,
+not processes: Pillow releases the GIL while it decodes, converts and resamples, which is nearly all of the
+time per image, so threads keep every core busy without a process pool's start-up, the pickling of every
+result array back to the parent, or a second copy of the interpreter's memory.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +35,7 @@ IMAGES_DIR = Path("data/raw/images")
 IMAGES_NPY = Path("data/final/images.npy")
 LABELS_CSV = Path("data/final/labels.csv")
 SUMMARY_JSON = Path("data/final/images_summary.json")
-POOL_CHUNKSIZE = 8
+IN_FLIGHT_PER_WORKER = 4  # queued conversions per thread: keeps every thread fed, bounds memory to a few images
 DRAFT_FACTOR = 2  # JPEG draft decodes to at least 2S per side, so the final LANCZOS step still downsamples
 
 
@@ -59,18 +65,33 @@ def convert_file(image_path: str, images_dir: Path, size: int, method: str, draf
         return Converted(None, reason=exc.reason, detail=exc.detail)
     except Exception as exc:  # noqa: BLE001 - one odd file (a Pillow plugin bug) must not stop the run
         return Converted(None, reason="unreadable", detail=f"{type(exc).__name__}: {exc}")
-    pixels = np.asarray(resized.convert("RGB"), dtype=np.uint8)
+    pixels = np.asarray(resized if resized.mode == "RGB" else resized.convert("RGB"), dtype=np.uint8)
     assert pixels.shape == (size, size, 3), pixels.shape
     return Converted(pixels, decoded.source_mode, drafted=decoded.drafted)
 
 
 def _map(function: Callable[[str], Converted], items: list[str], workers: int) -> Iterator[Converted]:
-    """Ordered map over `items`, in a process pool when `workers` > 1."""
+    """Ordered map over `items`, across `workers` threads when `workers` > 1.
+
+    At most `IN_FLIGHT_PER_WORKER * workers` conversions are queued or finished-but-unread at any time, so
+    memory stays a few images whatever the number of files. If the consumer stops early, queued work is
+    cancelled and running work finishes before this returns.
+    """
     if workers <= 1:
         yield from map(function, items)
         return
-    with multiprocessing.Pool(workers) as pool:
-        yield from pool.imap(function, items, chunksize=POOL_CHUNKSIZE)
+    window = IN_FLIGHT_PER_WORKER * workers
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="images")
+    pending: deque[Future[Converted]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def ordered_rows(reviewed: pd.DataFrame) -> pd.DataFrame:
@@ -84,7 +105,7 @@ def convert_all(rows: pd.DataFrame, images_dir: Path, size: int, method: str, dr
     Raises:
         RuntimeError: no image could be converted.
     """
-    imaging.resize_method(method)  # fail on a bad method name before starting workers
+    imaging.resize_method(method)  # fail on a bad method name before starting the threads
     convert = functools.partial(convert_file, images_dir=images_dir, size=size, method=method, draft=draft)
     images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
     kept: list[int] = []

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from common import atomic_path, progress
+from common import progress
 from model.data import encode_all, to_model_input
 from model.metrics import cluster_acc, nmi
 from model.nets import CAE, DCECNet, build_cae, soft_assign
-from model.runtime import maybe_compile, seed_everything
+from model.runtime import maybe_compile, save_atomic, seed_everything
 
 __all__ = ["DCECConfig", "DCECResult", "clustering_loss", "fit_dcec", "load_cae", "save_cae", "soft_assign",
            "target_distribution", "save_dcec", "NonFiniteLossError"]
@@ -237,8 +237,7 @@ def fit_dcec(cae: CAE, images_u8: torch.Tensor, config: DCECConfig, device: torc
 def save_cae(cae: CAE, path: str | Path) -> None:
     """Write {config, state_dict} atomically; loadable with `torch.load(weights_only=True)`."""
     state = {k: v.detach().cpu().contiguous() for k, v in cae.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"config": dict(cae.config), "state_dict": state}, tmp)
+    save_atomic({"config": dict(cae.config), "state_dict": state}, path)
 
 
 def cae_from_state(saved: dict, source: str) -> CAE:
@@ -263,8 +262,7 @@ def save_dcec(net: DCECNet, path: str | Path, extra: dict | None = None) -> None
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     payload = {"cae_config": dict(net.cae.config), "n_clusters": int(net.clustering.centres.shape[0]),
                "alpha": net.clustering.alpha, "state_dict": state, **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_atomic(payload, path)
 
 
 def load_dcec(path: str | Path) -> DCECNet:

@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import atomic_path, load_params, progress
+from common import load_params, progress
 from model.data import load_image_set, to_model_input
 from model.dcec import NonFiniteLossError, save_cae
 from model.nets import CAE, build_cae
-from model.runtime import git_sha, maybe_compile, pick_device, restore_rng_states, rng_states, seed_everything
+from model.runtime import (git_sha, maybe_compile, pick_device, restore_rng_states, rng_states, save_atomic,
+                           seed_everything)
 
 IMAGES = Path("data/final/images.npy")
 CHECKPOINT = Path("models/checkpoints/pretrain_last.pt")
@@ -66,8 +67,7 @@ def read_checkpoint(path: Path | None, expected: dict) -> dict | None:
 
 
 def write_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_atomic(state, path)
 
 
 def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device: torch.device,

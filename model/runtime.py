@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from common import atomic_path
+
 
 def pick_device(name: str) -> torch.device:
     """Resolve `model.device`: "auto" → CUDA when available, else CPU; anything else is taken literally.
@@ -118,3 +120,14 @@ def restore_rng_states(states: dict) -> None:
                          np_s["cached"]))
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+def save_atomic(obj: object, path: str | os.PathLike) -> None:
+    """`torch.save` through a temporary file and a rename, byte-identical for identical content.
+
+    Saving to an open file handle, not to the temporary path, keeps torch from naming the archive inside
+    the file after the random temporary name: otherwise every save differs and DVC (and the compare
+    cache, keyed on the file's sha1) sees a new file after each re-run.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)

@@ -3,6 +3,7 @@
 import io
 import json
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -42,6 +43,7 @@ def colour_at(im: Image.Image, xy) -> tuple:
     return tuple(int(v) for v in im.getpixel(xy))
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, for bomb_warning.png
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
@@ -199,3 +201,102 @@ def test_images_stage_fails_clearly_when_nothing_survives(repo):
     with pytest.raises(RuntimeError, match="none of the 1 kept rows gave a usable image"):
         images.main()
     assert not (repo / "data/final/images.npy").exists()
+
+
+def test_pixel_limit_is_enforced_without_relying_on_warning_filters(tmp_path, monkeypatch):
+    """Between 1x and 2x MAX_IMAGE_PIXELS Pillow only warns; the file must be rejected even where warnings
+    are ignored (the filter list is process-wide, so decoding threads cannot safely rely on it)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    path = write(tmp_path, "big.png", saved(Image.new("RGB", (12, 12), RED), "PNG"))  # 144 px: a warning only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(imaging.ImageRejected) as error:
+            imaging.decode_rgb(path)
+    assert error.value.reason == "decompression bomb" and "144 pixels" in error.value.detail
+    imaging.decode_rgb(write(tmp_path, "small.png", saved(Image.new("RGB", (10, 10), RED), "PNG")))  # 100 px: fine
+
+
+def distinct_jpegs(folder, count: int) -> list[str]:
+    """`count` JPEGs, each a different flat colour (so a reordering shows), of assorted sizes."""
+    names = []
+    for index in range(count):
+        colour = ((index * 37) % 256, (index * 91) % 256, (index * 53) % 256)
+        (folder / f"{index:03d}.jpg").write_bytes(jpeg_bytes(Image.new("RGB", (40 + index, 30 + 2 * index), colour)))
+        names.append(f"{index:03d}.jpg")
+    return names
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_thread_pool_gives_the_serial_result_in_order(tmp_path, workers):
+    names = distinct_jpegs(tmp_path, 3 * images.IN_FLIGHT_PER_WORKER * workers)  # more files than the queue holds
+    names[5] = "missing.jpg"
+    rows = pd.DataFrame({"lot_key": [f"lot-{i}" for i in range(len(names))], "image_path": names})
+    serial, serial_rows, serial_summary = images.convert_all(rows, tmp_path, 8, "pad", True, workers=1)
+    threaded, threaded_rows, threaded_summary = images.convert_all(rows, tmp_path, 8, "pad", True, workers=workers)
+    assert threaded.shape == (len(names) - 1, 8, 8, 3)
+    assert np.array_equal(serial, threaded)
+    assert threaded_rows["lot_key"].tolist() == serial_rows["lot_key"].tolist() == [
+        f"lot-{i}" for i in range(len(names)) if i != 5]
+    assert threaded_summary == serial_summary
+
+
+def test_thread_pool_rejects_every_oversized_file_among_good_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 40)
+    names = []
+    for index in range(24):
+        side = 50 if index % 3 == 0 else 30  # 2,500 px: over the limit, under twice it (Pillow only warns)
+        (tmp_path / f"{index}.png").write_bytes(saved(Image.new("RGB", (side, side), BLUE), "PNG"))
+        names.append(f"{index}.png")
+    rows = pd.DataFrame({"lot_key": names, "image_path": names})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        _, kept, summary = images.convert_all(rows, tmp_path, 8, "pad", False, workers=2)
+    assert summary["skipped"] == {"decompression bomb": 8}
+    assert kept["lot_key"].tolist() == [n for i, n in enumerate(names) if i % 3]
+
+
+def test_map_stops_submitting_when_the_consumer_stops():
+    started = []
+
+    def convert(item: str) -> images.Converted:
+        started.append(item)
+        return images.Converted(None, reason=item)
+
+    results = images._map(convert, [str(i) for i in range(500)], workers=2)
+    first = [next(results).reason for _ in range(3)]
+    results.close()  # the consumer gives up (e.g. an exception while storing): queued work is dropped
+    assert first == ["0", "1", "2"]
+    assert len(started) <= 3 + images.IN_FLIGHT_PER_WORKER * 2
+
+
+def textured(width: int, height: int) -> Image.Image:
+    """Fine oriented texture plus noise: what a box filter aliases and LANCZOS smooths (a painting's brushwork)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [127 + 60 * np.sin(x / (7 + 5 * c)) * np.cos(y / (11 + 3 * c)) + 40 * np.sin((x + y) / (23 + c))
+                for c in range(3)]
+    noise = np.random.default_rng(0).normal(0, 12, (height, width, 3))
+    return Image.fromarray(np.clip(np.stack(channels, axis=-1) + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_jpeg_draft_of_fine_texture_stays_close_to_the_exact_path(tmp_path, size):
+    """1500 -> 64 px could use libjpeg's 1/8 scale (DC terms only, a box filter: mean error 4.6 here); the
+    reduction is capped at 1/4, which stays well within 1/255."""
+    write(tmp_path, "texture.jpg", jpeg_bytes(textured(1500, 1200)))
+    exact = images.convert_file("texture.jpg", tmp_path, size, "shortest-side-then-centre-crop", draft=False)
+    drafted = images.convert_file("texture.jpg", tmp_path, size, "shortest-side-then-centre-crop", draft=True)
+    assert drafted.drafted
+    assert np.abs(exact.pixels.astype(int) - drafted.pixels.astype(int)).mean() < 1.0
+
+
+@pytest.mark.parametrize("source", [(1500, 1200), (6000, 4000), (1200, 1500), (512, 410), (300, 300)])
+@pytest.mark.parametrize("box", [32, 128, 256])
+def test_draft_request_keeps_the_target_and_caps_the_reduction(source, box):
+    width, height = source
+    request = imaging.draft_request(source, box)
+    quotient = min(width // request[0], height // request[1])
+    reduction = max(s for s in (8, 4, 2, 1) if s <= max(quotient, 1))  # Pillow's choice in JpegImageFile.draft
+    assert reduction <= imaging.MAX_DRAFT_REDUCTION
+    assert request[0] >= box and request[1] >= box
+    if min(source) >= 2 * box:
+        assert -(-width // reduction) >= box and -(-height // reduction) >= box and reduction >= 2

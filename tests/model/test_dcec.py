@@ -146,6 +146,14 @@ def test_save_and_load_round_trip_with_weights_only(tmp_path):
         load_cae(tmp_path / "missing.pt")
 
 
+def test_saving_the_same_weights_twice_gives_identical_bytes(tmp_path):
+    """DVC and the compare cache key on the file's bytes: a re-run with the same weights must not differ."""
+    cae = build_cae(16, 3, embedding=4)
+    save_cae(cae, tmp_path / "a.pt")
+    save_cae(cae, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
 def test_soft_assign_is_reexported_for_the_api():
     q = soft_assign(torch.zeros(1, 2), torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
     assert torch.allclose(q.sum(1), torch.ones(1))
