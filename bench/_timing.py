@@ -65,16 +65,3 @@ def measure_interleaved(calls: Mapping[str, tuple[Callable[[], object], int, int
             synchronize()
             rates[name].append(items * per_round / (time.perf_counter() - started))
     return {name: Rate(statistics.median(r), max(r), tuple(r)) for name, r in rates.items()}
-
-
-def best_seconds(call: Callable[[], object], repeats: int, synchronize: Callable[[], None] = lambda: None) -> float:
-    """The shortest of `repeats` timed calls (after one untimed call), in seconds."""
-    call()
-    synchronize()
-    times = []
-    for _ in range(max(1, repeats)):
-        started = time.perf_counter()
-        call()
-        synchronize()
-        times.append(time.perf_counter() - started)
-    return min(times)

@@ -6,10 +6,15 @@
 * `target`: the full-dataset target-distribution pass — encoder + soft assignment in inference mode over
   every image, then P from Q (what model/dcec.py does every `update_interval` iterations).
 
-Each workload comes in three variants: `eager` (PyTorch's default contiguous NCHW layout for weights and
-input: the "before"), `channels_last` (weights and input in NHWC strides, as the project trains), and
-`compile` (channels_last + `torch.compile` through model.runtime.maybe_compile, which falls back to eager
-execution when compilation fails; the row then says so).
+Each workload comes in four variants, each adding to the one before:
+* `eager`: plain PyTorch — contiguous NCHW weights and input, activations that allocate their output, the
+  default (multi-tensor) Adam: the "before";
+* `channels_last`: weights and input in NHWC strides;
+* `tuned`: + in-place activations and fused Adam — exactly the step model/ trains with;
+* `compile`: `tuned` + `torch.compile` through model.runtime.maybe_compile, which falls back to eager
+  execution when compilation fails (the row then says so).
+The glibc allocator setting (model.keep_freed_memory) is process-wide, so bench/train.py compares it across
+two runs, not as a variant.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from model.dcec import clustering_loss, target_distribution
-from model.nets import DCECNet, build_cae
-from model.runtime import maybe_compile
+from model.nets import ACTIVATIONS, DCECNet, build_cae
+from model.runtime import adam, autocast, autocast_dtype, maybe_compile
 
-VARIANTS = ("eager", "channels_last", "compile")
+VARIANTS = ("eager", "channels_last", "tuned", "compile")
+TUNED = ("tuned", "compile")  # the variants with in-place activations and fused Adam, as model/ trains
 WORKLOADS = ("pretrain", "cluster", "target")
 UINT8_SCALE = 255.0
 
@@ -43,6 +49,7 @@ class Architecture:
     kl_weight: float
     recon_weight: float
     lr: float
+    mixed_precision: str = "off"  # params model.mixed_precision; the tuned variants train under it
     channels: int = 3
 
 
@@ -71,7 +78,8 @@ def architecture_from_params(params: dict) -> Architecture:
     return Architecture(filters=tuple(model["filters"]), kernels=tuple(model["kernels"]),
                         embedding=int(model["embedding"]), activation=str(model["activation"]),
                         n_clusters=int(model["k"]), kl_weight=float(cluster["kl_weight"]),
-                        recon_weight=float(cluster["recon_weight"]), lr=float(cluster["lr"]))
+                        recon_weight=float(cluster["recon_weight"]), lr=float(cluster["lr"]),
+                        mixed_precision=str(model["mixed_precision"]))
 
 
 def synthetic_images(n: int, size: int, channels: int, seed: int) -> torch.Tensor:
@@ -86,12 +94,25 @@ def model_input(batch_u8: torch.Tensor, device: torch.device, channels_last: boo
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def build_net(arch: Architecture, size: int, device: torch.device, channels_last: bool, seed: int) -> DCECNet:
-    """A freshly initialised DCEC net (CAE + clustering layer) on `device` in the chosen layout."""
+def build_net(arch: Architecture, size: int, device: torch.device, variant: str, seed: int) -> DCECNet:
+    """A freshly initialised DCEC net (CAE + clustering layer) on `device`, laid out as `variant` asks."""
     torch.manual_seed(seed)
     cae = build_cae(size, arch.channels, arch.filters, arch.kernels, arch.embedding, arch.activation)
+    for module in cae.modules():
+        if isinstance(module, tuple(ACTIVATIONS.values())):  # model.nets builds them in place
+            module.inplace = variant in TUNED
     net = DCECNet(cae, arch.n_clusters).to(device)
-    return net.to(memory_format=torch.channels_last) if channels_last else net
+    return net if variant == "eager" else net.to(memory_format=torch.channels_last)
+
+
+def optimiser(parameters, variant: str, lr: float) -> torch.optim.Adam:
+    """model/'s fused Adam for the tuned variants, PyTorch's default Adam for the others."""
+    return adam(parameters, lr) if variant in TUNED else torch.optim.Adam(parameters, lr=lr)
+
+
+def step_precision(arch: Architecture, variant: str, device: torch.device) -> torch.dtype | None:
+    """The tuned variants' autocast dtype (model.mixed_precision: bf16 on CUDA under "auto"); fp32 otherwise."""
+    return autocast_dtype(arch.mixed_precision, device) if variant in TUNED else None
 
 
 def count_flops(call: Callable[[], object]) -> int:
@@ -152,16 +173,17 @@ class BatchCycle:
 def pretrain_workload(arch: Architecture, images: torch.Tensor, batch_size: int, variant: str,
                       device: torch.device, seed: int) -> Workload:
     channels_last = variant != "eager"
-    net = build_net(arch, images.shape[1], device, channels_last, seed)
-    cae = net.cae
-    optimizer = torch.optim.Adam(cae.parameters(), lr=arch.lr)
+    cae = build_net(arch, images.shape[1], device, variant, seed).cae
+    optimizer = optimiser(cae.parameters(), variant, arch.lr)
     forward = maybe_compile(cae, variant == "compile")
     batches = BatchCycle(images.shape[0], batch_size, seed)
+    amp_dtype = step_precision(arch, variant, device)
 
     def step(model: Callable = forward) -> None:
         x = model_input(images[batches.next()], device, channels_last)  # (B, C, S, S)
-        _, x_hat = model(x)  # (B, C, S, S)
-        loss = F.mse_loss(x_hat, x)
+        with autocast(device, amp_dtype):
+            _, x_hat = model(x)  # (B, C, S, S)
+            loss = F.mse_loss(x_hat.float(), x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -173,19 +195,22 @@ def pretrain_workload(arch: Architecture, images: torch.Tensor, batch_size: int,
 def cluster_workload(arch: Architecture, images: torch.Tensor, batch_size: int, variant: str,
                      device: torch.device, seed: int) -> Workload:
     channels_last = variant != "eager"
-    net = build_net(arch, images.shape[1], device, channels_last, seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=arch.lr)
+    net = build_net(arch, images.shape[1], device, variant, seed)
+    optimizer = optimiser(net.parameters(), variant, arch.lr)
     forward = maybe_compile(net, variant == "compile")
     batches = BatchCycle(images.shape[0], batch_size, seed)
     generator = torch.Generator().manual_seed(seed)
     q_fixed = torch.rand(images.shape[0], arch.n_clusters, generator=generator)
     p = target_distribution(q_fixed / q_fixed.sum(dim=1, keepdim=True)).to(device)  # (N, K), fixed
+    amp_dtype = step_precision(arch, variant, device)
 
     def step(model: Callable = forward) -> None:
         idx = batches.next()
         x = model_input(images[idx], device, channels_last)  # (B, C, S, S)
-        q, x_hat, _ = model(x)  # (B, K), (B, C, S, S)
-        loss = arch.kl_weight * clustering_loss(q, p[idx.to(device)]) + arch.recon_weight * F.mse_loss(x_hat, x)
+        with autocast(device, amp_dtype):
+            q, x_hat, _ = model(x)  # (B, K), (B, C, S, S)
+            loss = (arch.kl_weight * clustering_loss(q, p[idx.to(device)])
+                    + arch.recon_weight * F.mse_loss(x_hat.float(), x))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -198,7 +223,7 @@ def target_workload(arch: Architecture, images: torch.Tensor, eval_batch_size: i
                     device: torch.device, seed: int) -> Workload:
     """One call = Q and P for ALL `images` (N must be a multiple of the batch for a single compiled shape)."""
     channels_last = variant != "eager"
-    net = build_net(arch, images.shape[1], device, channels_last, seed).eval()
+    net = build_net(arch, images.shape[1], device, variant, seed).eval()
 
     assign = _Assign(net)
     assign_fn = maybe_compile(assign, variant == "compile")

@@ -36,7 +36,7 @@ from common import load_params
 from model.dcec import DCECConfig, fit_dcec, kmeans_init
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, train_cae
-from model.runtime import pick_device
+from model.runtime import keep_freed_memory, pick_device
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -97,7 +97,8 @@ def measure_pretrain_rate(arch: Architecture, paper: PaperConfig, fraction: floa
     images = synthetic_images(n, paper.size, arch.channels, seed)
     cae = build_cae(paper.size, arch.channels, arch.filters, arch.kernels, arch.embedding, arch.activation)
     records: list[dict] = []
-    config = PretrainConfig(epochs=2, batch_size=paper.batch_size, lr=arch.lr, seed=seed, show_progress=False)
+    config = PretrainConfig(epochs=2, batch_size=paper.batch_size, lr=arch.lr, seed=seed, show_progress=False,
+                            mixed_precision=arch.mixed_precision)
     train_cae(cae, images, config, device, on_epoch=records.append)
     return records[-1]["img_per_s"], n
 
@@ -119,11 +120,11 @@ def estimate(arch: Architecture, paper: PaperConfig, fraction: float, cluster_st
                             seed).to(device)
     print("clustering steps ...", file=sys.stderr)
     step = cluster_workload(replace(arch, n_clusters=paper.n_clusters), pool, paper.cluster_batch_size,
-                            "channels_last", device, seed)
+                            "tuned", device, seed)
     step_rate = measure_rate(step.call, 1, warmup=2, rounds=3, calls_per_round=cluster_steps, synchronize=sync)
     print("target-distribution pass ...", file=sys.stderr)
     target = target_workload(replace(arch, n_clusters=paper.n_clusters), pool[:paper.eval_batch_size],
-                             paper.eval_batch_size, "channels_last", device, seed)
+                             paper.eval_batch_size, "tuned", device, seed)
     target_rate = measure_rate(target.call, target.images_per_call, warmup=1, rounds=3, calls_per_round=1,
                                synchronize=sync)
     print("k-means ...", file=sys.stderr)
@@ -141,13 +142,14 @@ def full_run(arch: Architecture, paper: PaperConfig, device: torch.device, seed:
     images = synthetic_images(paper.n_images, paper.size, arch.channels, seed)
     cae = build_cae(paper.size, arch.channels, arch.filters, arch.kernels, arch.embedding, arch.activation)
     started = time.perf_counter()
-    config = PretrainConfig(epochs=paper.epochs, batch_size=paper.batch_size, lr=arch.lr, seed=seed)
+    config = PretrainConfig(epochs=paper.epochs, batch_size=paper.batch_size, lr=arch.lr, seed=seed,
+                            mixed_precision=arch.mixed_precision)
     cae = train_cae(cae, images, config, device)
     pretrain_s = time.perf_counter() - started
     dcec = DCECConfig(n_clusters=paper.n_clusters, batch_size=paper.cluster_batch_size, lr=arch.lr,
                       maxiter=paper.maxiter, update_interval=paper.update_interval, tol=paper.tol,
                       kl_weight=arch.kl_weight, recon_weight=arch.recon_weight, kmeans_n_init=paper.kmeans_n_init,
-                      seed=seed, eval_batch_size=paper.eval_batch_size)
+                      seed=seed, eval_batch_size=paper.eval_batch_size, mixed_precision=arch.mixed_precision)
     started = time.perf_counter()
     result = fit_dcec(cae, images, dcec, device)
     cluster_s = time.perf_counter() - started
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> str:
     params = load_params(path=args.params)
     arch = architecture_from_params(params)
     seed = int(params["base"]["seed"])
+    keep_freed_memory(params["model"]["keep_freed_memory"])
     paper = PaperConfig(**{name: getattr(args, name) for name in PaperConfig.__dataclass_fields__ if name != "tol"})
     device = pick_device(args.device)
     if args.full:

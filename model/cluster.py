@@ -20,7 +20,7 @@ import pandas as pd
 from common import atomic_path, atomic_write, load_params, write_json
 from model.data import ImageSet, load_image_set
 from model.dcec import DCECConfig, DCECResult, fit_dcec, load_cae, save_dcec
-from model.runtime import git_sha, pick_device
+from model.runtime import git_sha, keep_freed_memory, pick_device
 
 IMAGES = Path("data/final/images.npy")
 LABELS = Path("data/final/labels.csv")
@@ -37,8 +37,8 @@ def dcec_config(params: dict) -> DCECConfig:
         n_clusters=int(m["k"]), batch_size=int(c["batch_size"]), lr=float(c["lr"]), maxiter=int(c["maxiter"]),
         update_interval=int(c["update_interval"]), tol=float(c["tol"]), kl_weight=float(c["kl_weight"]),
         recon_weight=float(c["recon_weight"]), kmeans_n_init=int(c["kmeans_n_init"]), seed=int(params["base"]["seed"]),
-        eval_batch_size=int(m.get("eval_batch_size", DCECConfig.eval_batch_size)),
-        compile=bool(m.get("compile", False)),
+        eval_batch_size=int(m["eval_batch_size"]), compile=bool(m["compile"]),
+        mixed_precision=str(m["mixed_precision"]),
     )
 
 
@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    run_cluster(IMAGES, LABELS, CAE_PATH, OUTPUT, REPORT_DIR, load_params(path=args.params))
+    params = load_params(path=args.params)
+    keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
+    run_cluster(IMAGES, LABELS, CAE_PATH, OUTPUT, REPORT_DIR, params)
 
 
 if __name__ == "__main__":

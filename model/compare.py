@@ -33,6 +33,7 @@ from common import atomic_path, load_params, progress, write_json
 from model.data import ImageSet, load_image_set
 from model.methods import CAE_PATH, ClusteringMethod, MethodResult, get_method
 from model.metrics import internal_metrics, label_metrics
+from model.runtime import keep_freed_memory
 
 IMAGES_PATH = Path("data/final/images.npy")
 LABELS_PATH = Path("data/final/labels.csv")
@@ -245,6 +246,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def main() -> None:
     params = load_params()
+    keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
     model_params, compare_params = params["model"], params["compare"]
     k, methods_order = int(model_params["k"]), list(compare_params["methods"])
     seeds, sweep_seeds = list(compare_params["seeds"]), list(compare_params["sweep_seeds"])

@@ -30,7 +30,7 @@ from common import progress
 from model.data import encode_all, to_model_input
 from model.metrics import cluster_acc, nmi
 from model.nets import CAE, DCECNet, build_cae, soft_assign
-from model.runtime import maybe_compile, save_atomic, seed_everything
+from model.runtime import adam, autocast, autocast_dtype, maybe_compile, save_atomic, seed_everything
 
 __all__ = ["DCECConfig", "DCECResult", "clustering_loss", "fit_dcec", "load_cae", "save_cae", "soft_assign",
            "target_distribution", "save_dcec", "NonFiniteLossError"]
@@ -74,6 +74,7 @@ class DCECConfig:
     alpha: float = 1.0
     eval_batch_size: int = 1024
     compile: bool = False
+    mixed_precision: str = "off"
     show_progress: bool = True
 
 
@@ -175,8 +176,9 @@ def fit_dcec(cae: CAE, images_u8: torch.Tensor, config: DCECConfig, device: torc
 
     net = DCECNet(cae, config.n_clusters, config.alpha).to(device)
     net.clustering.set_centres(torch.from_numpy(kmeans.cluster_centers_))
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)  # built after the centres exist
+    optimizer = adam(net.parameters(), config.lr)  # built after the centres exist
     step = maybe_compile(net, config.compile)
+    amp_dtype = autocast_dtype(config.mixed_precision, device)
     order = torch.randperm(n, generator=generator).to(device)  # ONE fixed order for the whole run
 
     y_last = kmeans.labels_.astype(np.int64)
@@ -211,10 +213,11 @@ def fit_dcec(cae: CAE, images_u8: torch.Tensor, config: DCECConfig, device: torc
                 break
         idx, position = batch_indices(order, position, config.batch_size)
         x = to_model_input(images[idx], device)  # (b, C, H, W)
-        q, x_hat, _ = step(x)
-        kl = clustering_loss(q, p[idx])
-        mse = F.mse_loss(x_hat, x)
-        loss = config.kl_weight * kl + config.recon_weight * mse
+        with autocast(device, amp_dtype):
+            q, x_hat, _ = step(x)  # q is fp32 even under autocast (soft_assign)
+            kl = clustering_loss(q, p[idx])
+            mse = F.mse_loss(x_hat.float(), x)
+            loss = config.kl_weight * kl + config.recon_weight * mse
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -143,8 +143,10 @@ class DCEC:
     name = "dcec"
     uses_cae = True
 
-    def __init__(self, cae_path: Path, cluster_params: dict[str, Any], device: torch.device, compile_: bool):
+    def __init__(self, cae_path: Path, cluster_params: dict[str, Any], device: torch.device, compile_: bool,
+                 mixed_precision: str):
         self.cae_path, self.device, self.compile = Path(cae_path), device, bool(compile_)
+        self.mixed_precision = str(mixed_precision)
         keys = ("batch_size", "lr", "maxiter", "update_interval", "tol", "kl_weight", "recon_weight",
                 "kmeans_n_init")
         missing = [key for key in keys if key not in cluster_params]
@@ -154,7 +156,8 @@ class DCEC:
         self._cae = None
 
     def config(self, k: int, seed: int) -> DCECConfig:
-        return DCECConfig(n_clusters=k, seed=seed, compile=self.compile, **self.settings)
+        return DCECConfig(n_clusters=k, seed=seed, compile=self.compile, mixed_precision=self.mixed_precision,
+                          **self.settings)
 
     def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
         if self._cae is None:
@@ -198,7 +201,9 @@ def _cae_kmeans(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
 
 
 def _dcec(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
-    return DCEC(cae_path, params["cluster"], pick_device(params["model"]["device"]), params["model"]["compile"])
+    model_params = params["model"]
+    return DCEC(cae_path, params["cluster"], pick_device(model_params["device"]), model_params["compile"],
+                model_params["mixed_precision"])
 
 
 def _deepcluster(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:

@@ -28,8 +28,8 @@ from common import load_params, progress
 from model.data import load_image_set, to_model_input
 from model.dcec import NonFiniteLossError, save_cae
 from model.nets import CAE, build_cae
-from model.runtime import (git_sha, maybe_compile, pick_device, restore_rng_states, rng_states, save_atomic,
-                           seed_everything)
+from model.runtime import (adam, autocast, autocast_dtype, git_sha, keep_freed_memory, maybe_compile, pick_device,
+                           restore_rng_states, rng_states, save_atomic, seed_everything)
 
 IMAGES = Path("data/final/images.npy")
 CHECKPOINT = Path("models/checkpoints/pretrain_last.pt")
@@ -39,13 +39,14 @@ LIVE_DIR = Path("reports/pretrain")
 
 @dataclass
 class PretrainConfig:
-    """params.yaml `pretrain` + `base.seed` + `model.compile`."""
+    """params.yaml `pretrain` + `base.seed` + `model.compile` and `model.mixed_precision`."""
 
     epochs: int
     batch_size: int
     lr: float
     seed: int = 0
     compile: bool = False
+    mixed_precision: str = "off"
     show_progress: bool = True
 
 
@@ -84,7 +85,7 @@ def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device:
     generator = seed_everything(config.seed)
     expected = fingerprint(cae, images_u8, config)
     cae.to(device).to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.Adam(cae.parameters(), lr=config.lr)
+    optimizer = adam(cae.parameters(), config.lr)
     start_epoch = 0
     if resume_from is not None:
         cae.load_state_dict(resume_from["model"])
@@ -93,6 +94,7 @@ def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device:
         restore_rng_states(resume_from["rng"])
         start_epoch = int(resume_from["epoch"])
     forward = maybe_compile(cae, config.compile)
+    amp_dtype = autocast_dtype(config.mixed_precision, device)
     images = images_u8.to(device)
     n = images.shape[0]
     check_every_step = device.type == "cpu"
@@ -107,8 +109,9 @@ def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device:
         bad = torch.zeros((), dtype=torch.bool, device=device)
         for batch_no, start in enumerate(range(0, n, config.batch_size)):
             x = to_model_input(images[order[start:start + config.batch_size]], device)  # (b, C, H, W)
-            _, x_hat = forward(x)
-            loss = F.mse_loss(x_hat, x)
+            with autocast(device, amp_dtype):
+                _, x_hat = forward(x)
+                loss = F.mse_loss(x_hat.float(), x)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -149,7 +152,8 @@ def run_pretrain(images_path: Path, output: Path, checkpoint: Path, live_dir: Pa
     cae = build_cae(image_set.size, image_set.channels, model_p["filters"], model_p["kernels"],
                     model_p["embedding"], model_p["activation"])
     config = PretrainConfig(epochs=int(pre_p["epochs"]), batch_size=int(pre_p["batch_size"]), lr=float(pre_p["lr"]),
-                            seed=int(params["base"]["seed"]), compile=bool(model_p.get("compile", False)))
+                            seed=int(params["base"]["seed"]), compile=bool(model_p["compile"]),
+                            mixed_precision=str(model_p["mixed_precision"]))
     resume_from = read_checkpoint(checkpoint, fingerprint(cae, image_set.images, config))
     if resume_from is not None:
         print(f"resuming pretrain from {checkpoint} after epoch {resume_from['epoch']}", file=sys.stderr)
@@ -173,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    run_pretrain(IMAGES, OUTPUT, CHECKPOINT, LIVE_DIR, load_params(path=args.params))
+    params = load_params(path=args.params)
+    keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
+    run_pretrain(IMAGES, OUTPUT, CHECKPOINT, LIVE_DIR, params)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ failing a long run. Bitwise equality is promised only on CPU with the same torch
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import random
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -32,6 +34,60 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"model.device is {name!r} but CUDA is not available; use 'auto' or 'cpu'")
     return device
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_NEVER_TRIM = 2**31 - 1  # mallopt takes an int: the largest value means "never give the heap back"
+
+
+def keep_freed_memory(enabled: bool) -> bool:
+    """`model.cpu_keep_freed_memory`: tell glibc's malloc to keep freed memory for reuse (True if applied).
+
+    Why: a training step allocates and frees activations of tens of MB. By default glibc serves such blocks
+    with mmap and unmaps them on free, so every step page-faults its memory in afresh; at 128×128 that cost
+    the pretraining step a third of its speed (docs/BENCHMARKS.md, "allocator"). The same as starting Python
+    with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>. The price: the process keeps its peak memory
+    until it exits. A no-op returning False when disabled or off glibc (macOS, musl).
+    """
+    if not enabled or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM))
+
+
+def adam(parameters: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel (one pass over all parameters per step, on CPU and CUDA); the default
+    multi-tensor kernel where this torch build has no fused Adam for the device. Same update rule either way.
+    """
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(parameters, lr=lr)
+
+
+MIXED_PRECISION = ("auto", "bf16", "off")
+
+
+def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """`model.mixed_precision` for `device`: the autocast dtype of the training steps, or None for fp32.
+
+    "auto" means bf16 on a CUDA device that supports it (no loss scaling needed, unlike fp16) and fp32
+    elsewhere: a CPU without bf16 units (AVX2 only, like this project's 2-core machines) runs bf16 slower.
+    "bf16" forces it on any device (the equivalence tests use it on CPU); "off" is fp32 everywhere.
+    """
+    if setting not in MIXED_PRECISION:
+        raise ValueError(f"model.mixed_precision {setting!r}: expected one of {MIXED_PRECISION}")
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if setting == "bf16" else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast context for a training step: a no-op when `dtype` is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def seed_everything(seed: int) -> torch.Generator:

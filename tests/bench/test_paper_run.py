@@ -22,7 +22,8 @@ def test_hours_formatting():
     assert paper_run.hours(3725.4) == "1:02:05"
 
 
-def test_tiny_estimate_is_labelled_as_an_extrapolation(record_file):
+def test_tiny_estimate_is_labelled_as_an_extrapolation(record_file, monkeypatch):
+    monkeypatch.setattr(paper_run, "keep_freed_memory", lambda enabled: False)  # mallopt is process-wide
     text = paper_run.main(["--size", "16", "--n-images", "64", "--batch-size", "8", "--cluster-batch-size", "8",
                            "--eval-batch-size", "16", "--n-clusters", "4", "--kmeans-n-init", "1",
                            "--fraction", "0.25", "--cluster-steps", "1", "--device", "cpu",

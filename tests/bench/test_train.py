@@ -11,7 +11,7 @@ from tests.bench.conftest import table_rows
 
 TINY = ["--sizes", "16", "--images", "16", "--eval-batch-size", "8", "--batch-size", "4",
         "--cluster-batch-size", "4", "--warmup", "1", "--rounds", "1", "--calls", "1",
-        "--matmul-size", "64", "--matmul-repeats", "1", "--devices", "cpu"]
+        "--matmul-size", "64", "--matmul-repeats", "1", "--devices", "cpu", "--system-allocator"]
 
 
 def arch():
@@ -31,7 +31,7 @@ def test_train_benchmark_writes_a_row_per_workload_and_variant(record_file):
 
 def test_flop_counts_match_the_paper_network():
     """DCEC-Paint at 128×128×3: 0.329 GFLOP forward, 0.967 GFLOP per training image (environment.md)."""
-    net = build_net(arch(), 128, torch.device("cpu"), channels_last=False, seed=0)
+    net = build_net(arch(), 128, torch.device("cpu"), variant="eager", seed=0)
     assert analytic_forward_flops(net.cae, 128, 3) == 328_728_576
     images = _workloads.synthetic_images(2, 128, 3, seed=0)
     step = _workloads.pretrain_workload(arch(), images, 2, "eager", torch.device("cpu"), seed=0)
@@ -39,7 +39,7 @@ def test_flop_counts_match_the_paper_network():
 
 
 def test_analytic_count_agrees_with_the_flop_counter_at_another_size():
-    net = build_net(arch(), 24, torch.device("cpu"), channels_last=False, seed=0)  # 'valid' conv3 branch
+    net = build_net(arch(), 24, torch.device("cpu"), variant="eager", seed=0)  # 'valid' conv3 branch
     counted = _workloads.count_flops(lambda: net.cae(torch.zeros(1, 3, 24, 24)))
     assert analytic_forward_flops(net.cae, 24, 3) == counted
 
@@ -59,9 +59,9 @@ def test_compile_failure_is_reported_as_an_eager_fallback(monkeypatch):
 
 def test_training_goal_uses_the_best_cpu_pretraining_row():
     rate = lambda r: train.Rate(r, r, (r,))  # noqa: E731
-    rows = [train.Row("cpu", 128, "pretrain", "eager", 64, 1.0, rate(50.0), 100.0, 50.0),
-            train.Row("cpu", 128, "pretrain", "channels_last", 64, 1.0, rate(70.0), 100.0, 50.0),
-            train.Row("cpu", 128, "target", "eager", 64, 1.0, rate(500.0), 100.0, 500.0)]
+    rows = [train.Row("cpu", 128, "pretrain", "eager", 64, 1.0, rate(50.0), rate(100.0), 50.0),
+            train.Row("cpu", 128, "pretrain", "channels_last", 64, 1.0, rate(70.0), rate(100.0), 50.0),
+            train.Row("cpu", 128, "target", "eager", 64, 1.0, rate(500.0), rate(100.0), 500.0)]
     met, best = train.training_goal(rows, 128)
     assert best.variant == "channels_last" and met is True  # 70 GFLOP/s of a 100 peak
     met, _ = train.training_goal(rows[:1], 128)

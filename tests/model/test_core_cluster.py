@@ -13,7 +13,8 @@ from model.nets import build_cae
 def tiny_params():
     return {"base": {"seed": 0},
             "model": {"k": 2, "embedding": 4, "filters": [4, 8, 8], "kernels": [5, 5, 3], "activation": "elu",
-                      "device": "cpu", "compile": False},
+                      "device": "cpu", "compile": False, "mixed_precision": "off", "keep_freed_memory": False,
+                      "eval_batch_size": 64},
             "cluster": {"batch_size": 16, "lr": 0.001, "maxiter": 8, "update_interval": 4, "tol": 0.001,
                         "kl_weight": 0.9, "recon_weight": 0.1, "kmeans_n_init": 2}}
 

@@ -58,7 +58,8 @@ def small_params(**compare_overrides) -> dict:
     compare.update(compare_overrides)
     return {"base": {"seed": 0},
             "model": {"k": K, "embedding": 4, "filters": [4, 8, 8], "kernels": [3, 3, 3], "activation": "elu",
-                      "device": "cpu", "compile": False},
+                      "device": "cpu", "compile": False, "mixed_precision": "off", "keep_freed_memory": False,
+                      "eval_batch_size": 64},
             "cluster": {"batch_size": 7, "lr": 0.001, "maxiter": 8, "update_interval": 4, "tol": 0.001,
                         "kl_weight": 0.9, "recon_weight": 0.1, "kmeans_n_init": 2},
             "compare": compare,

@@ -36,7 +36,7 @@ K = len(ARTISTS)
 TINY_OVERRIDES = {
     "base": {"seed": 0},
     "model": {"k": K, "embedding": 8, "filters": [8, 16, 32], "kernels": [5, 5, 3], "device": "cpu",
-              "compile": False, "eval_batch_size": 64},
+              "compile": False, "mixed_precision": "off", "keep_freed_memory": False, "eval_batch_size": 64},
     "pretrain": {"epochs": 3, "batch_size": 8, "lr": 0.001},
     "cluster": {"batch_size": 8, "maxiter": 20, "update_interval": 5, "kmeans_n_init": 3},
     "deepcluster": {"k_train": 8, "epochs": 2, "reassign": 1, "batch_size": 8, "feature_batch_size": 32,

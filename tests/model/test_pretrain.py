@@ -17,7 +17,8 @@ class Interrupted(Exception):
 def tiny_params(epochs=2):
     return {"base": {"seed": 3},
             "model": {"k": 2, "embedding": 4, "filters": [4, 8, 8], "kernels": [5, 5, 3], "activation": "elu",
-                      "device": "cpu", "compile": False},
+                      "device": "cpu", "compile": False, "mixed_precision": "off", "keep_freed_memory": False,
+                      "eval_batch_size": 64},
             "pretrain": {"epochs": epochs, "batch_size": 16, "lr": 0.001}}
 
 
