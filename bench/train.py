@@ -17,6 +17,7 @@ time goes.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class Row:
     rate: Rate
     peak: Rate  # fp32 matmul GFLOP/s over the same rounds
     eager_rate: float | None
+    faults_per_call: float  # minor page faults per step (per full pass for the target workload)
     note: str = ""
 
     @property
@@ -119,6 +121,18 @@ def timing_plan(workload: Workload, settings: Settings) -> tuple:
     return workload.call, workload.images_per_call, warmup, calls
 
 
+def page_faults_per_call(call, calls: int) -> float:
+    """Minor page faults per call of `call`, from getrusage: memory the kernel had to map in afresh.
+
+    Unlike a rate, this count does not depend on other load on the machine, so it shows the allocator's
+    effect (model.keep_freed_memory) even where the timings are noisy.
+    """
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        call()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
 def measure_device(arch: Architecture, settings: Settings, device: torch.device) -> tuple[Rate, list[Row]]:
     """The matmul peak (GFLOP/s over all rounds) and one row per (size, workload, variant) on `device`.
 
@@ -127,7 +141,7 @@ def measure_device(arch: Architecture, settings: Settings, device: torch.device)
     """
     matmul = matmul_plan(settings.matmul_size, settings.matmul_repeats, device)
     peak_rounds: list[float] = []
-    measured = []  # (size, workload name, variant, Workload, Rate, eager median)
+    measured = []  # (size, workload name, variant, Workload, Rate, eager median, page faults per call)
     for size in settings.sizes:
         images = synthetic_images(settings.n_images, size, arch.channels, settings.seed).to(device)
         for name in settings.workloads:
@@ -139,24 +153,27 @@ def measure_device(arch: Architecture, settings: Settings, device: torch.device)
             for variant, workload in workloads.items():
                 print(f"{device} {size}px {name:8s} {variant:13s} {rates[variant].median:8.1f} img/s",
                       file=sys.stderr)
-                measured.append((size, name, variant, workload, rates[variant], eager_rate))
+                faults = page_faults_per_call(workload.call, timing_plan(workload, settings)[3])
+                measured.append((size, name, variant, workload, rates[variant], eager_rate, faults))
     peak = Rate(statistics.median(peak_rounds), max(peak_rounds), tuple(peak_rounds))
     print(f"{device}: fp32 matmul {peak.median:.1f} GFLOP/s (median), {peak.best:.1f} (best)", file=sys.stderr)
     rows = []
-    for size, name, variant, workload, rate, eager_rate in measured:
+    for size, name, variant, workload, rate, eager_rate, faults in measured:
         note = "" if workload.compiled is not False else "compile failed: eager fallback"
         batch = settings.eval_batch_size if name == "target" else workload.images_per_call
         rows.append(Row(str(device), size, name, variant, batch, workload.flops_per_image / GIGA, rate, peak,
-                        eager_rate, note))
+                        eager_rate, faults, note))
     return peak, rows
 
 
 def results_table(rows: list[Row]) -> str:
     headers = ["device", "size", "workload", "variant", "batch", "GFLOP/img", "img/s (median)", "img/s (best)",
-               "GFLOP/s", "% of matmul peak", "% of peak (best rounds)", "× eager", "note"]
+               "GFLOP/s", "% of matmul peak", "% of peak (best rounds)", "× eager", "page faults per call",
+               "note"]
     cells = [[r.device, f"{r.size}×{r.size}×3", r.workload, r.variant, r.batch, _fmt3(r.gflop_per_image),
               r.rate.median, r.rate.best, r.gflops, f"{r.share_of_peak:.0%}", f"{r.best_share_of_peak:.0%}",
-              f"{r.rate.median / r.eager_rate:.2f}" if r.eager_rate else None, r.note] for r in rows]
+              f"{r.rate.median / r.eager_rate:.2f}" if r.eager_rate else None, round(r.faults_per_call), r.note]
+             for r in rows]
     return _record.markdown_table(headers, cells)
 
 

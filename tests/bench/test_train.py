@@ -59,9 +59,9 @@ def test_compile_failure_is_reported_as_an_eager_fallback(monkeypatch):
 
 def test_training_goal_uses_the_best_cpu_pretraining_row():
     rate = lambda r: train.Rate(r, r, (r,))  # noqa: E731
-    rows = [train.Row("cpu", 128, "pretrain", "eager", 64, 1.0, rate(50.0), rate(100.0), 50.0),
-            train.Row("cpu", 128, "pretrain", "channels_last", 64, 1.0, rate(70.0), rate(100.0), 50.0),
-            train.Row("cpu", 128, "target", "eager", 64, 1.0, rate(500.0), rate(100.0), 500.0)]
+    rows = [train.Row("cpu", 128, "pretrain", "eager", 64, 1.0, rate(50.0), rate(100.0), 50.0, 0.0),
+            train.Row("cpu", 128, "pretrain", "channels_last", 64, 1.0, rate(70.0), rate(100.0), 50.0, 0.0),
+            train.Row("cpu", 128, "target", "eager", 64, 1.0, rate(500.0), rate(100.0), 500.0, 0.0)]
     met, best = train.training_goal(rows, 128)
     assert best.variant == "channels_last" and met is True  # 70 GFLOP/s of a 100 peak
     met, _ = train.training_goal(rows[:1], 128)
