@@ -28,7 +28,7 @@ from model.methods import pixels_matrix, seeded_kmeans
 from model.metrics import nmi
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, train_cae
-from model.runtime import seed_everything
+from model.runtime import keep_freed_memory, seed_everything
 
 MODULE = "bench.dcec_settings"
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
+    keep_freed_memory(model_p["keep_freed_memory"])
     image_set = load_image_set()
     y, k, seeds = image_set.artist_ids, int(model_p["k"]), [int(s) for s in params["compare"]["seeds"]]
     rows = [study_row(image_set.images, y, k, seeds, model_p, args, cluster_p, ps) for ps in args.pretrain_seeds]

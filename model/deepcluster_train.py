@@ -50,7 +50,7 @@ from common import load_params, progress
 from model.data import ImageSet, to_model_input
 from model.deepcluster import DeepClusterNet, build_deepcluster_net
 from model.metrics import label_metrics, nmi
-from model.runtime import pick_device, seed_everything
+from model.runtime import keep_freed_memory, pick_device, seed_everything
 
 WHITEN_EPS = 1e-5        # added to each PCA component's variance before whitening (guards zero-variance axes)
 NORMALISE_EPS = 1e-12    # guards the L2 normalisation of an all-zero row
@@ -424,7 +424,9 @@ def verify_fashion_mnist(quick: bool = True, params_path: str | Path = "params.y
     optimiser settings of params.yaml's `deepcluster` section and the splits / epochs / reassign / k_train of
     FASHION_QUICK or FASHION_FULL. Returns (and prints) the final metrics at k = 10 and the timing."""
     section = dict(load_params("deepcluster", params_path))
-    device = pick_device(load_params("model", params_path)["device"])
+    model_params = load_params("model", params_path)
+    keep_freed_memory(model_params["keep_freed_memory"])
+    device = pick_device(model_params["device"])
     seed = int(load_params("base", params_path)["seed"])
     recipe = FASHION_QUICK if quick else FASHION_FULL
     section.update(epochs=recipe["epochs"], reassign=recipe["reassign"])

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from common import atomic_write, write_json
+from common import atomic_write, load_params, write_json
 from model.dcec import DCECConfig, fit_dcec
 from model.metrics import label_metrics
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, train_cae
-from model.runtime import pick_device, seed_everything
+from model.runtime import keep_freed_memory, pick_device, seed_everything
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    keep_freed_memory(load_params("model")["keep_freed_memory"])
     document = run_verify("quick" if args.quick else "full", args.seeds, args.out, args.data_dir, args.device,
                           args.pretrain_epochs, args.maxiter)
     print((args.out / "fashion-mnist.md").read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
 """The speed-ups of issue #8 keep the maths: in-place activations, fused Adam, bf16 autocast, and the glibc
 allocator setting (which must actually change how freed memory is handled)."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -141,9 +142,11 @@ ALLOCATOR_PROBE = textwrap.dedent("""
 
 @pytest.mark.skipif(not IS_GLIBC, reason="glibc malloc only")
 def test_keep_freed_memory_keeps_a_freed_block_resident_instead_of_unmapping_it():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # glibc defaults to start from
+
     def probe(mode):
         out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, mode], capture_output=True, text=True,
-                             check=True, timeout=120).stdout.split()
+                             check=True, timeout=120, env=env).stdout.split()
         return out[0] == "True", int(out[1])
 
     applied, kept_mb = probe("on")
