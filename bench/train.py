@@ -1,6 +1,6 @@
 """Benchmark: DCEC-Paint training and inference throughput against the machine's own fp32 matmul peak.
 
-    python -m bench.train [--sizes 128,64] [--variants eager,channels_last,tuned,compile] [--no-record]
+    python -m bench.train [--sizes 128,32] [--variants eager,channels_last,tuned,compile] [--no-record]
     python -m bench.train --system-allocator      # the "before" of model.keep_freed_memory
 
 For each device (CPU always, CUDA when available), image size and variant, times the pretraining step,
