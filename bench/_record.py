@@ -73,7 +73,7 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
     }
     info.update({name: package_version(name) for name in PACKAGES})
-    info["malloc"] = malloc_settings()
+    info["malloc environment"] = malloc_settings()  # the model code may also set it in-process: see the body
     return info
 
 

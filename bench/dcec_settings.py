@@ -38,7 +38,8 @@ def pretrain(images: torch.Tensor, model_p: dict, epochs: int, batch_size: int, 
     seed_everything(seed)
     cae = build_cae(images.shape[1], images.shape[3], model_p["filters"], model_p["kernels"], model_p["embedding"],
                     model_p["activation"])
-    config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, show_progress=False)
+    config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, show_progress=False,
+                            mixed_precision=model_p["mixed_precision"])
     return train_cae(cae, images, config, torch.device("cpu"))
 
 
@@ -56,7 +57,8 @@ def study_row(images: torch.Tensor, y: np.ndarray, k: int, seeds: list[int], mod
         config = DCECConfig(n_clusters=k, batch_size=int(cluster_p["batch_size"]), lr=float(cluster_p["lr"]),
                             maxiter=args.maxiter, update_interval=int(cluster_p["update_interval"]),
                             tol=float(cluster_p["tol"]), kl_weight=args.kl_weight, recon_weight=args.recon_weight,
-                            kmeans_n_init=n_init, seed=seed, show_progress=False)
+                            kmeans_n_init=n_init, seed=seed, show_progress=False,
+                            mixed_precision=model_p["mixed_precision"])
         dcec.append(nmi(y, fit_dcec(cae, images, config, torch.device("cpu")).assignments))
         print(f"pretrain seed {pretrain_seed}, seed {seed}: DCEC NMI {dcec[-1]:.3f}", file=sys.stderr)
 

@@ -7,8 +7,9 @@ them: no data outputs, no DVC cache, no virtualenv) are copied to a scratch fold
 touches this checkout's data/, models/ or reports/, and every stage starts from nothing as on a fresh
 clone. Then:
 * `--runner dvc` (default): `dvc repro --force` in the copy (a throwaway `git init` + commit makes it a
-  DVC workspace), with the Makefile's environment (the virtualenv first on PATH, no analytics). Each stage's time runs from DVC's `Running stage '<name>'` line to the next one, so it
-  includes DVC hashing and caching that stage's outputs, as `make repro` does;
+  DVC workspace), with the Makefile's environment (the virtualenv first on PATH, no analytics). Each
+  stage's time runs from DVC's `Running stage '<name>'` line to the next one, so it includes DVC hashing
+  and caching that stage's outputs, as `make repro` does;
 * `--runner cmds`: each stage's `cmd` from dvc.yaml, in dependency order, timed alone (no DVC overhead).
 """
 

@@ -20,6 +20,10 @@ Rates are images/s, median of several interleaved rounds over all files. `CPU ms
 jobs take the cores, it shows how much work each method does even when the threads get no core of their own.
 The last column is the mean absolute difference (0–255) of the output pixels from plain Pillow's, so a
 speed-up that changed the images shows.
+
+A second table times the `manifest` stage's per-image work (decode, perceptual hash, thumbnail at params
+`review.thumb_size`) through curation.manifest.FactsCache: cold (an empty cache: every file decoded) against
+warm (a re-run: every file served from the cache by its content hash).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from bench._timing import measure_interleaved
 from common import load_params
 from curation import imaging
 from curation.images import convert_all, convert_file
+from curation.manifest import FactsCache
 from scraper.demo import artwork, build_catalogue
 
 ASPECT = 0.8  # height / width of the generated pictures (5:4 landscape)
@@ -173,6 +178,20 @@ def measure_side(paths: list[Path], side: int, candidates: list[Method], rounds:
     return rows
 
 
+def facts_rates(paths: list[Path], thumb_size: int, folder: Path) -> tuple[float, float, int]:
+    """img/s of FactsCache.facts over `paths` with an empty cache, then again with the filled one, and the
+    number of decodes in the second pass (0 when every entry was served from the cache)."""
+    cache = FactsCache(folder / "facts", thumb_size)
+    cache.directory.mkdir()
+    rates = []
+    for _ in range(2):
+        started = time.perf_counter()
+        for path in paths:
+            cache.facts(path, folder / "thumb.jpg")
+        rates.append(len(paths) / (time.perf_counter() - started))
+    return rates[0], rates[1], cache.misses - len(paths)
+
+
 def report(rows: list[Row], size: int, count: int, rounds: int, load_at_start: str) -> str:
     table = _record.markdown_table(
         ["source (long side)", "method", "img/s (median)", "img/s (best)", "× plain Pillow", "CPU ms/img",
@@ -221,6 +240,8 @@ def main(argv: list[str] | None = None) -> str:
     count = args.count or int(params["select"]["n_artists"]) * int(params["select"]["per_artist"])
     candidates = methods(args.size, str(images_p["method"]), bool(images_p["draft"]), workers)
     rows: list[Row] = []
+    facts_rows: list[list] = []
+    thumb_size = int(params["review"]["thumb_size"])
     load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-prep-") as tmp:
         for side in (int(s) for s in args.sides.split(",")):
@@ -229,7 +250,13 @@ def main(argv: list[str] | None = None) -> str:
             print(f"writing {count} JPEGs of {side} px ...", file=sys.stderr)
             paths = write_jpegs(folder, params["demo"], str(params["scrape"]["start"]), side, count, workers)
             rows += measure_side(paths, side, candidates, args.rounds)
+            cold, warm, decodes = facts_rates(paths, thumb_size, folder)
+            facts_rows.append([f"{side} px JPEG, facts", cold, warm, f"{warm / cold:.1f}", decodes])
     body = report(rows, args.size, count, args.rounds, load_at_start)
+    body += (f"\nThe manifest stage's image facts (decode, perceptual hash, {thumb_size}-px thumbnail), one pass "
+             "each, one thread:\n\n" + _record.markdown_table(
+                 ["source (long side)", "cold img/s", "cached img/s", "× cold", "decodes in the cached pass"],
+                 facts_rows))
     return _record.publish(args, "bench.prep", argv, "Image preparation (bench/prep.py)", body)
 
 

@@ -213,7 +213,8 @@ def flop_check(arch: Architecture, size: int) -> str:
 def report(arch: Architecture, settings: Settings, peaks: dict[str, Rate], rows: list[Row]) -> str:
     threads = torch.get_num_threads()
     allocator = ("glibc keeps freed memory (model.keep_freed_memory, applied in-process)"
-                 if settings.keep_freed_memory else "glibc defaults (--system-allocator)")
+                 if settings.keep_freed_memory else
+                 "malloc defaults (--system-allocator, model.keep_freed_memory false, or not glibc)")
     lines = [
         f"fp32 matmul peak (torch.mm {settings.matmul_size}², {settings.matmul_repeats} calls per round, "
         "interleaved with the steps): "

@@ -6,9 +6,9 @@ never a DVC output) is created when absent, extended (after a backup to `data/re
 sample holds lots it lacks, and otherwise left byte-for-byte alone. A malformed curator file stops the
 stage before anything is written.
 
-Perceptual hashes are cached in memory by file sha1 for the run (byte-identical files are decoded once);
-no cache file is kept, because every run must decode every image anyway to rebuild the thumbnails, which
-DVC deletes before the stage runs.
+Image facts (size, colour spread, perceptual hash) and thumbnails are cached by file content in
+`data/interim/image_facts/` (a persistent output: DVC keeps it between runs), so an image is decoded once:
+byte-identical files share one entry, and a re-run after the sample grows decodes only the new images.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ REVIEW_DIR = Path("data/review")
 THUMBS_DIR = REVIEW_DIR / "thumbs"
 HISTORY_DIR = REVIEW_DIR / "history"
 MANIFEST_AUTO = Path("data/interim/manifest_auto.csv")
+FACTS_CACHE_DIR = Path("data/interim/image_facts")
+FACTS_VERSION = 1  # bump when ImageFacts or the thumbnail changes meaning: every cached entry becomes a miss
 CURATOR_MANIFEST = REVIEW_DIR / "manifest.csv"
 
 THUMB_JPEG_QUALITY = 85
@@ -166,22 +169,53 @@ def _image_location(lot_key: str, fetch: Mapping[str, dict[str, Any]], images_di
         return image_path, None, f"unsafe image_path {image_path!r}"
 
 
-def _facts_cached(file_path: Path, thumb_target: Path, thumb_size: int, cache: dict[str, tuple[ImageFacts, Path]]) -> ImageFacts:
-    """inspect_image, once per distinct file content: a byte-identical file reuses the facts and the thumbnail."""
-    sha1 = file_sha1(file_path)
-    if sha1 not in cache:
-        cache[sha1] = (inspect_image(file_path, thumb_target, thumb_size), thumb_target)
-    facts, first_thumb = cache[sha1]
-    if not facts.error and first_thumb != thumb_target:
-        with atomic_write(thumb_target, "wb") as fh:
-            fh.write(first_thumb.read_bytes())
-    return facts
+class FactsCache:
+    """`inspect_image` once per file content: entries `<sha1>-t<thumb size>-v<version>.json` (the facts) and
+    `.jpg` (the thumbnail, absent when the image could not be decoded) in `directory`.
+
+    The JSON is written last, so an entry is complete or absent; an unreadable entry is recomputed.
+    """
+
+    def __init__(self, directory: Path, thumb_size: int):
+        self.directory, self.thumb_size = directory, thumb_size
+        self.hits = self.misses = 0
+
+    def facts(self, file_path: Path, thumb_target: Path) -> ImageFacts:
+        """The image's facts, its thumbnail written to `thumb_target` (unless it is unreadable)."""
+        entry = self.directory / f"{file_sha1(file_path)}-t{self.thumb_size}-v{FACTS_VERSION}"
+        facts = self._read(entry)
+        if facts is not None:
+            self.hits += 1
+            if not facts.error:
+                with atomic_path(thumb_target) as tmp:
+                    shutil.copyfile(entry.with_suffix(".jpg"), tmp)
+            return facts
+        self.misses += 1
+        facts = inspect_image(file_path, thumb_target, self.thumb_size)
+        if not facts.error:
+            with atomic_path(entry.with_suffix(".jpg")) as tmp:
+                shutil.copyfile(thumb_target, tmp)
+        with atomic_write(entry.with_suffix(".json")) as fh:
+            json.dump(asdict(facts), fh)
+        return facts
+
+    def _read(self, entry: Path) -> ImageFacts | None:
+        path = entry.with_suffix(".json")
+        if not path.is_file():
+            return None
+        try:
+            facts = ImageFacts(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("ignoring unreadable cache entry %s (%s)", path, exc)
+            return None
+        if not facts.error and not entry.with_suffix(".jpg").is_file():
+            return None
+        return facts
 
 
-def build_auto_manifest(sample: pd.DataFrame, fetch: Mapping[str, dict[str, Any]], images_dir: Path, thumbs_dir: Path, review: Mapping[str, Any]) -> pd.DataFrame:
+def build_auto_manifest(sample: pd.DataFrame, fetch: Mapping[str, dict[str, Any]], images_dir: Path, thumbs_dir: Path,
+                        review: Mapping[str, Any], cache: FactsCache) -> pd.DataFrame:
     """The sample plus image_path, thumb_path, flags, flag_reasons, suggested_decision; thumbnails written."""
-    thumb_size = int(review["thumb_size"])
-    cache: dict[str, tuple[ImageFacts, Path]] = {}
     image_paths, thumb_paths, row_flags, hashes = [], [], [], []
     for row in progress(sample.itertuples(index=False), desc="manifest: images", total=len(sample), unit="img"):
         image_path, file_path, missing_reason = _image_location(row.lot_key, fetch, images_dir)
@@ -193,7 +227,7 @@ def build_auto_manifest(sample: pd.DataFrame, fetch: Mapping[str, dict[str, Any]
             flags.insert(0, ("unreadable", missing_reason or f"missing file {image_path}"))
         else:
             thumb_target = safe_join(thumbs_dir, f"{row.lot_key}.jpg")
-            facts = _facts_cached(file_path, thumb_target, thumb_size, cache)
+            facts = cache.facts(file_path, thumb_target)
             flags = image_flags(facts, review) + flags
         image_paths.append(image_path)
         thumb_paths.append(f"thumbs/{row.lot_key}.jpg" if facts is not None and not facts.error else "")
@@ -278,7 +312,10 @@ def main() -> None:
     existing = read_curator_manifest(CURATOR_MANIFEST, known_keys=known_keys) if CURATOR_MANIFEST.exists() else None
     fetch = read_fetch_log(IMAGES_JSONL)
     THUMBS_DIR.mkdir(parents=True, exist_ok=True)
-    auto = build_auto_manifest(sample, fetch, IMAGES_DIR, THUMBS_DIR, review)
+    FACTS_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache = FactsCache(FACTS_CACHE_DIR, int(review["thumb_size"]))
+    auto = build_auto_manifest(sample, fetch, IMAGES_DIR, THUMBS_DIR, review, cache)
+    log.info("image facts: %d decoded, %d from %s", cache.misses, cache.hits, FACTS_CACHE_DIR)
     write_review_csv(MANIFEST_AUTO, auto)
     flagged = int((auto["suggested_decision"] == "drop").sum())
     log.info("%d rows -> %s (%d flagged)", len(auto), MANIFEST_AUTO, flagged)

@@ -21,7 +21,7 @@ What differs from the paper and why:
   the same number of times, then a random remainder, rather than i.i.d. draws.
 * Inputs are in [0, 1] with no ImageNet mean/std: the first BatchNorm absorbs the scale, and art images are
   not ImageNet. Random-resized-crop clips the sampled box to the image instead of re-drawing it.
-* The embedded default trains for a dozen epochs on CPU (about a minute for ~350 images of 64 px); the paper
+* The embedded default trains for a dozen epochs on CPU (about a minute for ~350 images of 32 px); the paper
   trains 500 epochs on GPU. With ~350 images one pass is ~10 SGD steps, too few for a head re-initialised
   every epoch to learn anything (the loss stays at log k), so each epoch trains on `reassign` × N samples
   (the reference code's `--reassign`, default 1) before re-clustering. The NMI between consecutive epochs

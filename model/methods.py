@@ -37,7 +37,7 @@ from sklearn.decomposition import PCA
 from model.data import ImageSet, encode_all
 from model.dcec import DCECConfig, fit_dcec, load_cae
 from model.deepcluster_train import DeepClusterConfig, fit_deepcluster
-from model.runtime import pick_device
+from model.runtime import autocast_dtype, pick_device
 
 CAE_PATH = Path("models/cae.pt")
 PIXEL_CHUNK = 2048  # images converted to float32 at a time (bounds the temporary copy)
@@ -143,21 +143,23 @@ class DCEC:
     name = "dcec"
     uses_cae = True
 
-    def __init__(self, cae_path: Path, cluster_params: dict[str, Any], device: torch.device, compile_: bool,
-                 mixed_precision: str):
-        self.cae_path, self.device, self.compile = Path(cae_path), device, bool(compile_)
-        self.mixed_precision = str(mixed_precision)
+    def __init__(self, cae_path: Path, cluster_params: dict[str, Any], model_params: dict[str, Any],
+                 device: torch.device):
+        self.cae_path, self.device = Path(cae_path), device
         keys = ("batch_size", "lr", "maxiter", "update_interval", "tol", "kl_weight", "recon_weight",
                 "kmeans_n_init")
         missing = [key for key in keys if key not in cluster_params]
         if missing:
             raise KeyError(f"params.yaml: cluster is missing {missing}")
-        self.settings = {key: cluster_params[key] for key in keys}
+        # `settings` is part of the compare cache key: the precision is stored as the one in effect on this
+        # device, so a CPU (fp32) result is not reused for a CUDA (bf16) run.
+        self.settings = {key: cluster_params[key] for key in keys} | {
+            "eval_batch_size": int(model_params["eval_batch_size"]), "compile": bool(model_params["compile"]),
+            "mixed_precision": "bf16" if autocast_dtype(model_params["mixed_precision"], device) else "off"}
         self._cae = None
 
     def config(self, k: int, seed: int) -> DCECConfig:
-        return DCECConfig(n_clusters=k, seed=seed, compile=self.compile, mixed_precision=self.mixed_precision,
-                          **self.settings)
+        return DCECConfig(n_clusters=k, seed=seed, **self.settings)
 
     def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
         if self._cae is None:
@@ -201,9 +203,7 @@ def _cae_kmeans(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
 
 
 def _dcec(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
-    model_params = params["model"]
-    return DCEC(cae_path, params["cluster"], pick_device(model_params["device"]), model_params["compile"],
-                model_params["mixed_precision"])
+    return DCEC(cae_path, params["cluster"], params["model"], pick_device(params["model"]["device"]))
 
 
 def _deepcluster(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:

@@ -51,9 +51,14 @@ class PretrainConfig:
 
 
 def fingerprint(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig) -> dict:
-    """What a checkpoint must match to be resumed. `epochs` is left out: raising it continues a run."""
+    """What a checkpoint must match to be resumed. `epochs` is left out: raising it continues a run.
+
+    `optimizer` names the kind of Adam state saved: a checkpoint of the unfused Adam (before issue #8) would
+    load its param-group settings over the fused ones, so it is not resumed.
+    """
     return {"cae_config": dict(cae.config), "images_shape": list(images_u8.shape), "batch_size": config.batch_size,
-            "lr": float(config.lr), "seed": config.seed}
+            "lr": float(config.lr), "seed": config.seed, "mixed_precision": config.mixed_precision,
+            "optimizer": "adam, fused"}
 
 
 def read_checkpoint(path: Path | None, expected: dict) -> dict | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -36,36 +35,45 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-# glibc mallopt parameters (malloc.h)
+# glibc mallopt parameters (malloc.h) and values (man 3 mallopt)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_NEVER_TRIM = 2**31 - 1  # mallopt takes an int: the largest value means "never give the heap back"
+_TRIM_NEVER = -1  # M_TRIM_THRESHOLD -1: never give the top of the heap back to the OS
+_MMAP_NEVER = 0  # M_MMAP_MAX 0: serve every block from the heap, none with its own mmap
 
 
 def keep_freed_memory(enabled: bool) -> bool:
-    """`model.cpu_keep_freed_memory`: tell glibc's malloc to keep freed memory for reuse (True if applied).
+    """`model.keep_freed_memory`: tell glibc's malloc to keep freed memory for reuse (True if applied).
 
     Why: a training step allocates and frees activations of tens of MB. By default glibc serves such blocks
-    with mmap and unmaps them on free, so every step page-faults its memory in afresh; at 128×128 that cost
-    the pretraining step a third of its speed (docs/BENCHMARKS.md, "allocator"). The same as starting Python
-    with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>. The price: the process keeps its peak memory
-    until it exits. A no-op returning False when disabled or off glibc (macOS, musl).
+    with mmap and unmaps them on free, so every step page-faults its memory in afresh: 93,000 page faults per
+    128×128 pretraining step of 64 images, 0 with this (docs/BENCHMARKS.md, the bench.train sections with
+    and without --system-allocator). The same as starting Python with MALLOC_MMAP_MAX_=0 and a huge
+    MALLOC_TRIM_THRESHOLD_. The price: the process keeps its peak memory until it exits. A no-op returning
+    False when disabled or off glibc (macOS, musl).
     """
-    if not enabled or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not enabled or not _is_glibc():
         return False
     libc = ctypes.CDLL(None)
-    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM))
+    return bool(libc.mallopt(_M_MMAP_MAX, _MMAP_NEVER)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_NEVER))
+
+
+def _is_glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError, OSError):  # no confstr, or a libc that does not know the name
+        return False
 
 
 def adam(parameters: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam with its fused kernel (one pass over all parameters per step, on CPU and CUDA); the default
-    multi-tensor kernel where this torch build has no fused Adam for the device. Same update rule either way.
+    """Adam with its fused kernel (one pass over all parameters per step) where torch has one: floating-point
+    parameters on CPU or CUDA; the default multi-tensor kernel otherwise. Same update rule either way.
+
+    Decided here, because torch only checks the devices at the first `step()`.
     """
     parameters = list(parameters)
-    try:
-        return torch.optim.Adam(parameters, lr=lr, fused=True)
-    except RuntimeError:
-        return torch.optim.Adam(parameters, lr=lr)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters)
+    return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
 
 
 MIXED_PRECISION = ("auto", "bf16", "off")
@@ -81,8 +89,14 @@ def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     if setting not in MIXED_PRECISION:
         raise ValueError(f"model.mixed_precision {setting!r}: expected one of {MIXED_PRECISION}")
     if setting == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if device.type == "cuda" and _native_bf16(device) else None
     return torch.bfloat16 if setting == "bf16" else None
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """bf16 tensor cores: compute capability 8.0 (Ampere) or later. Older GPUs (the T4 paap used, V100)
+    emulate bf16, more slowly than fp32."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:

@@ -112,9 +112,11 @@ def load_fashion_mnist(data_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndar
     return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
 
 
-def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed: int,
-             device: torch.device) -> dict[str, dict]:
-    """The three methods for one seed: {method: {acc, nmi, nmi_arithmetic, ari, seconds, ...}}."""
+def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed: int, device: torch.device,
+             mixed_precision: str = "off") -> dict[str, dict]:
+    """The three methods for one seed: {method: {acc, nmi, nmi_arithmetic, ari, seconds, ...}}.
+
+    `mixed_precision` is params model.mixed_precision, so the check trains as the pipeline does."""
     results = {}
     started = time.perf_counter()
     pixels = images.reshape(images.shape[0], -1).float().div(255).numpy()
@@ -124,7 +126,8 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     started = time.perf_counter()
     seed_everything(seed)  # seeds the initial weights too
     cae = build_cae(images.shape[1], images.shape[3], embedding=protocol.embedding, activation=protocol.activation)
-    pre = PretrainConfig(epochs=protocol.pretrain_epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=seed)
+    pre = PretrainConfig(epochs=protocol.pretrain_epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=seed,
+                         mixed_precision=mixed_precision)
     cae = train_cae(cae, images, pre, device)
     pretrain_seconds = time.perf_counter() - started
 
@@ -132,7 +135,7 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     config = DCECConfig(n_clusters=N_CLASSES, batch_size=protocol.batch_size, lr=protocol.lr,
                         maxiter=protocol.maxiter, update_interval=protocol.update_interval, tol=protocol.tol,
                         kl_weight=protocol.kl_weight, recon_weight=protocol.recon_weight,
-                        kmeans_n_init=protocol.kmeans_n_init, seed=seed)
+                        kmeans_n_init=protocol.kmeans_n_init, seed=seed, mixed_precision=mixed_precision)
     result = fit_dcec(cae, images, config, device)
     dcec_seconds = time.perf_counter() - started
     results["cae_kmeans"] = _scores(labels, result.kmeans_assignments, pretrain_seconds)
@@ -186,7 +189,7 @@ def markdown_report(summary: dict, meta: dict) -> str:
 
 
 def run_verify(mode: str, seeds: int, out_dir: Path, data_dir: Path = DATA_DIR, device_name: str = "auto",
-               pretrain_epochs: int | None = None, maxiter: int | None = None) -> dict:
+               pretrain_epochs: int | None = None, maxiter: int | None = None, mixed_precision: str = "off") -> dict:
     """Run the verification and write the JSON and Markdown reports; returns the JSON document."""
     protocol = MODES[mode]
     if pretrain_epochs is not None:
@@ -200,11 +203,12 @@ def run_verify(mode: str, seeds: int, out_dir: Path, data_dir: Path = DATA_DIR, 
     per_seed = []
     for seed in range(seeds):
         print(f"verify: seed {seed + 1}/{seeds}, {images.shape[0]} images, mode {mode}", file=sys.stderr)
-        per_seed.append(run_seed(images, labels, protocol, seed, device))
+        per_seed.append(run_seed(images, labels, protocol, seed, device, mixed_precision))
     summary = summarise(per_seed)
     meta = {"dataset": "fashion-mnist", "mode": mode, "splits": list(protocol.splits), "n_images": int(images.shape[0]),
             "seeds": list(range(seeds)), "pretrain_epochs": protocol.pretrain_epochs, "maxiter": protocol.maxiter,
-            "epochs": protocol.pretrain_epochs, "device": str(device), "seconds": time.perf_counter() - started,
+            "epochs": protocol.pretrain_epochs, "device": str(device), "mixed_precision": mixed_precision,
+            "seconds": time.perf_counter() - started,
             "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
             "torch": torch.__version__, "protocol": protocol.__dict__ | {"splits": list(protocol.splits)}}
     document = {**meta, "methods": summary,
@@ -228,9 +232,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
-    keep_freed_memory(load_params("model")["keep_freed_memory"])
+    model_params = load_params("model")
+    keep_freed_memory(model_params["keep_freed_memory"])
     document = run_verify("quick" if args.quick else "full", args.seeds, args.out, args.data_dir, args.device,
-                          args.pretrain_epochs, args.maxiter)
+                          args.pretrain_epochs, args.maxiter, model_params["mixed_precision"])
     print((args.out / "fashion-mnist.md").read_text(encoding="utf-8"))
     print(f"verify: done in {document['seconds']:.0f} s", file=sys.stderr)
 

@@ -18,6 +18,9 @@ def test_prep_benchmark_rows_ratio_and_goal(record_file):
         assert all(float(r[6]) < 4.0 for r in rows)  # draft decoding changes pixels only slightly
         assert all(float(r[5]) > 0 for r in rows)  # CPU ms per image, children of the process pool included
     assert "prep ≥ 3.5× plain Pillow on 1500-px JPEGs" in text
+    for side in ("300 px JPEG, facts", "1500 px JPEG, facts"):
+        (row,) = table_rows(text, side)
+        assert float(row[1]) > 0 and row[4] == "0"  # the cached pass decoded nothing
     assert "## Image preparation" in record_file.read_text(encoding="utf-8")
 
 

@@ -34,7 +34,7 @@ def test_command_line_carries_the_allocator_variables(monkeypatch):
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     assert _record.command_line("bench.train", ["--sizes", "64,128"]) == \
         "MALLOC_MMAP_MAX_=0 python -m bench.train --sizes 64,128"
-    assert "MALLOC_MMAP_MAX_=0" in _record.machine_info()["malloc"]
+    assert "MALLOC_MMAP_MAX_=0" in _record.machine_info()["malloc environment"]
 
 
 def test_sections_are_appended_after_the_header(tmp_path):

@@ -4,10 +4,11 @@ import json
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from curation import apply_review, manifest
 from curation.review_csv import ReviewCsvError, read_review_csv, write_review_csv
-from tests.curation.conftest import jpeg_bytes, pattern_image
+from tests.curation.conftest import jpeg_bytes, pattern_image, write_params
 
 SAMPLE_COLUMNS = ["lot_key", "artist_key", "artist", "title", "sale_title", "sale_date", "medium", "kind", "dimensions",
                   "price_realised", "currency", "image_url", "lot_url"]
@@ -130,6 +131,69 @@ def test_resample_keeps_decisions_and_backs_up(flagged_repo):
     apply_review.main()  # the merged file is valid for the next stage
     reviewed = pd.read_csv(repo / "data/interim/reviewed.csv", dtype=str, keep_default_na=False)
     assert set(reviewed["lot_key"]) == {"www-a-2", "www-a-4", "www-a-9"}  # www-a-4 is only grayscale
+
+
+def count_decodes(monkeypatch):
+    """Count manifest.inspect_image calls (the image decodes) while keeping its behaviour."""
+    calls = []
+    real = manifest.inspect_image
+
+    def counting(path, thumb_target, thumb_size):
+        calls.append(path.name)
+        return real(path, thumb_target, thumb_size)
+
+    monkeypatch.setattr(manifest, "inspect_image", counting)
+    return calls
+
+
+def thumbs_and_auto(repo):
+    thumbs = {p.name: p.read_bytes() for p in sorted((repo / "data/review/thumbs").iterdir())}
+    return thumbs, (repo / "data/interim/manifest_auto.csv").read_bytes()
+
+
+def test_each_image_content_is_decoded_once_across_runs(flagged_repo, monkeypatch):
+    repo, rows, fetch = flagged_repo
+    decodes = count_decodes(monkeypatch)
+    manifest.main()
+    # 7 image files, www-a-8 byte-identical to www-a-1: 6 decodes (the truncated www-a-5 included)
+    assert sorted(decodes) == ["www-a-1.jpg", "www-a-2.jpg", "www-a-3.jpg", "www-a-4.jpg", "www-a-5.jpg", "www-a-7.jpg"]
+    first = thumbs_and_auto(repo)
+    (repo / "data/review/thumbs/www-a-8.jpg").unlink()  # DVC empties the stage's outputs before a re-run
+    (repo / "data/interim/manifest_auto.csv").unlink()
+
+    decodes.clear()
+    manifest.main()
+    assert decodes == []  # everything from the cache ...
+    assert thumbs_and_auto(repo) == first  # ... with the same thumbnails and flags
+
+    write_inputs(repo, rows, fetch)  # the sample grows by www-a-9: only it is decoded
+    manifest.main()
+    assert decodes == ["www-a-9.jpg"]
+
+
+def test_an_unreadable_cache_entry_is_recomputed(flagged_repo, monkeypatch, caplog):
+    repo, _, _ = flagged_repo
+    manifest.main()
+    first = thumbs_and_auto(repo)
+    entry = next(p for p in (repo / "data/interim/image_facts").glob("*.json")
+                 if p.with_suffix(".jpg").is_file())
+    entry.write_text('{"width": "not a number", "phash": [', encoding="utf-8")
+    decodes = count_decodes(monkeypatch)
+    manifest.main()
+    assert len(decodes) == 1 and "ignoring unreadable cache entry" in caplog.text
+    assert thumbs_and_auto(repo) == first
+    assert json.loads(entry.read_text(encoding="utf-8"))["width"] > 0  # rewritten
+
+
+def test_another_thumbnail_size_misses_the_cache(flagged_repo, monkeypatch, params):
+    repo, _, _ = flagged_repo
+    manifest.main()
+    params["review"]["thumb_size"] = 48
+    write_params(repo, params)
+    decodes = count_decodes(monkeypatch)
+    manifest.main()
+    assert len(decodes) == 6
+    assert max(Image.open(repo / "data/review/thumbs/www-a-1.jpg").size) == 48
 
 
 def test_malformed_curator_file_stops_before_writing_anything(flagged_repo):
