@@ -7,6 +7,7 @@ leaves a half-written file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -72,3 +73,12 @@ def safe_join(root: str | Path, *parts: str) -> Path:
     if candidate != root_resolved and root_resolved not in candidate.parents:
         raise ValueError(f"path {os.path.join(*parts)!r} escapes {root}")
     return candidate
+
+
+def file_sha1(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """sha1 of a file's bytes, streamed: the content key of the model stages' caches."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -13,7 +13,6 @@ byte-identical files share one entry, and a re-run after the sample grows decode
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -27,7 +26,7 @@ import imagehash
 import numpy as np
 import pandas as pd
 
-from common import atomic_path, atomic_write, load_params, progress, safe_join
+from common import atomic_path, atomic_write, file_sha1, load_params, progress, safe_join
 from curation import imaging, text
 from curation.review_csv import HISTORY_COLUMN, ROW, read_curator_manifest, write_review_csv
 
@@ -82,14 +81,6 @@ def read_fetch_log(path: Path) -> dict[str, dict[str, Any]]:
                 raise ValueError(f"{path}: line {number}, field lot_key: missing or not a string")
             records[record["lot_key"]] = record
     return records
-
-
-def file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def inspect_image(path: Path, thumb_target: Path, thumb_size: int) -> ImageFacts:

@@ -2,16 +2,21 @@
 
 (a) Method comparison: each method in `compare.methods` × each seed in `compare.seeds` at k = `model.k`,
     scored against the artist labels (ACC, NMI arithmetic and geometric, ARI, purity) and in its own
-    embedding (silhouette, Calinski-Harabasz) → `reports/compare/runs.csv`, `reports/compare/summary.json`
-    (mean ± sample std over seeds per method).
+    embedding (silhouette, Calinski-Harabasz) → `reports/compare/runs.csv` (with `pretrain_seed` and, for
+    DCEC runs, iterations used, converged, last delta_label) and `reports/compare/summary.json`: mean ± sample
+    std per method, convergence, and under `comparisons` DCEC against every other method on every label
+    metric, paired by seed (`model.metrics.paired_difference`: mean difference, 95% t-interval, verdict).
 (b) k sweep: CAE+k-means and DCEC for k in `compare.sweep_ks` ∪ {model.k}, seeds `compare.sweep_seeds`
     → `reports/compare/sweep.csv` (means over the sweep seeds; CH also relative to its maximum over k, per
-    method, as in paap's Table 2). Every DCEC run starts from the one pretrained `models/cae.pt`.
+    method, as in paap's Table 2).
+
+A run's seed seeds everything random in it: the CAE-based methods of seed s start from the CAE pretrained
+with seed s (`models/cae_seeds/seed-<s>.pt`, from the pretrain stage), so the seeds vary pretraining too.
 
 Result cache: one JSON per run in `models/compare_cache/<key>.json` (a `persist: true` output), where the
 key hashes the method, k, seed, the method's settings and the sha1 of images.npy, labels.csv and (for
-methods that use it) cae.pt. Changing one k or one seed computes only the new runs; a run shared by (a)
-and (b) is computed once.
+methods that use it) the seed's CAE. Changing one k or one seed computes only the new runs; a run shared by
+(a) and (b) is computed once.
 """
 
 from __future__ import annotations
@@ -19,21 +24,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from common import atomic_path, load_params, progress, write_json
+from common import atomic_path, file_sha1, load_params, progress, write_json
 from model.data import ImageSet, load_image_set
-from model.methods import CAE_PATH, ClusteringMethod, MethodResult, get_method
-from model.metrics import internal_metrics, label_metrics
-from model.runtime import keep_freed_memory
+from model.methods import CAE_SEEDS_DIR, ClusteringMethod, MethodResult, get_method, seed_cae_path
+from model.metrics import internal_metrics, label_metrics, paired_difference
+from model.runtime import keep_freed_memory, pick_device
 
 IMAGES_PATH = Path("data/final/images.npy")
 LABELS_PATH = Path("data/final/labels.csv")
@@ -43,8 +51,8 @@ SWEEP_METHODS = ("cae_kmeans", "dcec")  # the two columns of the paper's Table 2
 LABEL_KEYS = ("acc", "nmi_arithmetic", "nmi_geometric", "ari", "purity")
 INTERNAL_KEYS = ("silhouette", "calinski_harabasz")
 METRIC_KEYS = LABEL_KEYS + INTERNAL_KEYS
-CACHE_VERSION = 1  # bump when the cached record's meaning changes: every old entry becomes a miss
-HASH_CHUNK = 1 << 20
+CACHE_VERSION = 2  # bump when the cached record's meaning changes: every old entry becomes a miss
+REFERENCE_METHOD = "dcec"  # the method every other one is compared with, paired by seed
 
 
 @dataclass(frozen=True, order=True)
@@ -63,15 +71,6 @@ def plan_runs(methods: Sequence[str], seeds: Sequence[int], k: int, sweep_ks: It
     specs |= {RunSpec(m, kk, int(s)) for m in sweep_methods for kk in ks for s in sweep_seeds}
     order = {name: i for i, name in enumerate(list(methods) + [m for m in sweep_methods if m not in methods])}
     return sorted(specs, key=lambda r: (order[r.method], r.k, r.seed))
-
-
-def file_sha1(path: Path) -> str:
-    """sha1 of a file's bytes, streamed."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cache_key(spec: RunSpec, settings: Mapping[str, Any], fingerprints: Mapping[str, str]) -> str:
@@ -121,14 +120,15 @@ def read_cached(path: Path, key: str) -> dict | None:
     return record if isinstance(record, dict) and record.get("key") == key else None
 
 
-def compute_run(spec: RunSpec, method: ClusteringMethod, image_set: ImageSet, y_true: np.ndarray,
-                key: str) -> dict:
+def compute_run(spec: RunSpec, method: ClusteringMethod, image_set: ImageSet, key: str) -> dict:
     """Fit one run and build its cache record (metrics with NaN as null, assignments, extra, timing)."""
+    y_true = image_set.artist_ids
     started = time.perf_counter()
     result = method.fit(image_set, spec.k, spec.seed)
     seconds = time.perf_counter() - started
     scores = score_run(result, spec, y_true)
     return {"key": key, "version": CACHE_VERSION, "method": spec.method, "k": spec.k, "seed": spec.seed,
+            "pretrain_seed": spec.seed if method.uses_cae else None,
             "settings": method.settings, "n": int(y_true.size),
             "metrics": {name: finite_or_none(value) for name, value in scores.items()},
             "n_nonempty_clusters": int(np.unique(result.assignments).size),
@@ -136,47 +136,113 @@ def compute_run(spec: RunSpec, method: ClusteringMethod, image_set: ImageSet, y_
             "assignments": np.asarray(result.assignments, dtype=np.int64).tolist()}
 
 
-def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMethod], image_set: ImageSet,
-                 cache_dir: Path, fingerprints: Mapping[str, str]) -> list[dict]:
-    """Each run from the cache when present, else computed and cached (atomically); one line per run.
+Job = tuple[RunSpec, str]  # a run and its cache key
 
-    `fingerprints` holds "images" and "labels" sha1s and, used only for methods with `uses_cae`, "cae".
+
+class InProcess:
+    """Computes the runs one after another in this process, with the given method objects."""
+
+    def __init__(self, methods: Mapping[str, ClusteringMethod], image_set: ImageSet):
+        self.methods, self.image_set = methods, image_set
+
+    def map(self, jobs: Sequence[Job]) -> Iterator[tuple[RunSpec, dict]]:
+        for spec, key in jobs:
+            yield spec, compute_run(spec, self.methods[spec.method], self.image_set, key)
+
+
+_worker_state: dict[str, Any] = {}  # per worker process: params, image set, method objects
+
+
+def _start_worker(params: dict, threads: int) -> None:
+    torch.set_num_threads(threads)
+    keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
+    _worker_state.update(params=params, image_set=load_image_set(IMAGES_PATH, LABELS_PATH), methods={})
+
+
+def _run_in_worker(spec: RunSpec, key: str) -> dict:
+    methods = _worker_state["methods"]
+    if spec.method not in methods:
+        methods[spec.method] = get_method(spec.method, _worker_state["params"], CAE_SEEDS_DIR)
+    return compute_run(spec, methods[spec.method], _worker_state["image_set"], key)
+
+
+class WorkerPool:
+    """Computes the runs in `workers` spawned processes, each with cores / workers torch threads.
+
+    Why: at the embedded default's 32 px a training step is mostly per-operator overhead, so two
+    single-threaded runs side by side do ~1.3× the work of one run on two threads (docs/BENCHMARKS.md).
+    Each worker loads the image set once and keeps its method objects (and their per-seed CAE memos).
     """
-    y_true = image_set.artist_ids
-    if y_true is None:
+
+    def __init__(self, params: dict, workers: int):
+        self.params, self.workers = params, workers
+        self.threads = max(1, torch.get_num_threads() // workers)
+
+    def map(self, jobs: Sequence[Job]) -> Iterator[tuple[RunSpec, dict]]:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(self.params, self.threads)) as pool:
+            futures = {pool.submit(_run_in_worker, spec, key): spec for spec, key in jobs}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+
+def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMethod], image_set: ImageSet,
+                 cache_dir: Path, fingerprints: Mapping[str, str], cae_fingerprints: Mapping[int, str],
+                 runner: InProcess | WorkerPool | None = None) -> list[dict]:
+    """Each run from the cache when present, else computed by `runner` (default: in this process) and
+    cached atomically as it finishes; one line per run. Records come back in the order of `specs`.
+
+    `fingerprints` holds the "images" and "labels" sha1s; `cae_fingerprints` the sha1 of each seed's CAE,
+    part of the key of methods with `uses_cae` only.
+    """
+    if image_set.artist_ids is None:
         raise ValueError("compare needs artist labels (data/final/labels.csv)")
-    records = []
-    for spec in progress(specs, desc="compare", total=len(specs), unit="run"):
+    records: dict[RunSpec, dict] = {}
+    pending: list[Job] = []
+    for spec in specs:
         method = methods[spec.method]
-        inputs = {name: sha for name, sha in fingerprints.items() if name != "cae" or method.uses_cae}
+        inputs = dict(fingerprints) | ({"cae": cae_fingerprints[spec.seed]} if method.uses_cae else {})
         key = cache_key(spec, method.settings, inputs)
-        path = cache_dir / f"{key}.json"
-        record = read_cached(path, key)
-        status = "cached"
+        record = read_cached(cache_dir / f"{key}.json", key)
         if record is None:
-            record = compute_run(spec, method, image_set, y_true, key)
-            write_json(path, record)
-            status = f"computed in {record['fit_seconds']:.1f} s"
-        metrics = record["metrics"]
-        print(f"compare: {spec.method} k={spec.k} seed={spec.seed}: {status}; "
-              f"acc={metrics['acc']:.3f} nmi_arithmetic={metrics['nmi_arithmetic']:.3f}", file=sys.stderr)
-        records.append(record)
-    return records
+            pending.append((spec, key))
+        else:
+            records[spec] = record
+            log_run(spec, record, "cached")
+    print(f"compare: {len(records)} of {len(specs)} runs cached, {len(pending)} to compute", file=sys.stderr)
+    runner = runner or InProcess(methods, image_set)
+    for spec, record in progress(runner.map(pending), desc="compare", total=len(pending), unit="run"):
+        write_json(cache_dir / f"{record['key']}.json", record)
+        records[spec] = record
+        log_run(spec, record, f"computed in {record['fit_seconds']:.1f} s")
+    return [records[spec] for spec in specs]
+
+
+def log_run(spec: RunSpec, record: dict, status: str) -> None:
+    metrics = record["metrics"]
+    print(f"compare: {spec.method} k={spec.k} seed={spec.seed}: {status}; "
+          f"acc={metrics['acc']:.3f} nmi_arithmetic={metrics['nmi_arithmetic']:.3f}", file=sys.stderr)
 
 
 def records_frame(records: Sequence[dict]) -> pd.DataFrame:
-    """One row per run: method, k, seed, the seven metrics (NaN where undefined), n, n_iter, converged."""
+    """One row per run: method, k, seed, pretrain_seed (the seed of the CAE it started from; empty for methods
+    without one), the seven metrics (NaN where undefined), n, and for DCEC runs n_iter, converged and the
+    fraction of labels changed at the last P update (last_delta_label)."""
     rows = []
     for record in records:
-        row = {"method": record["method"], "k": record["k"], "seed": record["seed"], "n": record["n"],
+        row = {"method": record["method"], "k": record["k"], "seed": record["seed"],
+               "pretrain_seed": record["pretrain_seed"], "n": record["n"],
                "n_nonempty_clusters": record["n_nonempty_clusters"]}
         row.update({key: np.nan if record["metrics"].get(key) is None else record["metrics"][key]
                     for key in METRIC_KEYS})
         row["n_iter"] = record["extra"].get("n_iter")
         row["converged"] = record["extra"].get("converged")
+        row["last_delta_label"] = record["extra"].get("last_delta_label")
         rows.append(row)
-    return pd.DataFrame(rows, columns=["method", "k", "seed", *METRIC_KEYS, "n", "n_nonempty_clusters",
-                                       "n_iter", "converged"])
+    frame = pd.DataFrame(rows, columns=["method", "k", "seed", "pretrain_seed", *METRIC_KEYS, "n",
+                                        "n_nonempty_clusters", "n_iter", "converged", "last_delta_label"])
+    return frame.astype({"pretrain_seed": "Int64", "n_iter": "Int64"})
 
 
 def comparison_runs(frame: pd.DataFrame, methods: Sequence[str], k: int, seeds: Sequence[int]) -> pd.DataFrame:
@@ -196,17 +262,66 @@ def mean_std(values: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(np.mean(finite)), "std": std}
 
 
-def summarise(runs: pd.DataFrame, methods: Sequence[str], k: int, seeds: Sequence[int]) -> dict:
-    """summary.json: per method, mean ± std over seeds of every metric, with the conventions stated."""
+def per_seed(runs: pd.DataFrame, method: str, metric: str) -> dict[int, float]:
+    """{seed: value} of one method's metric in the comparison runs."""
+    rows = runs[runs["method"] == method]
+    return dict(zip(rows["seed"].astype(int), rows[metric].astype(float)))
+
+
+def comparisons(runs: pd.DataFrame, methods: Sequence[str], reference: str = REFERENCE_METHOD) -> dict:
+    """{other method: {label metric: paired_difference(reference, other)}}; empty without the reference.
+
+    Internal metrics are left out: each is computed in its method's own embedding (not comparable)."""
+    if reference not in methods:
+        return {}
+    return {other: {metric: paired_difference(per_seed(runs, reference, metric), per_seed(runs, other, metric))
+                    for metric in LABEL_KEYS}
+            for other in methods if other != reference}
+
+
+def convergence(runs: pd.DataFrame, methods: Sequence[str]) -> dict:
+    """Per method with a joint phase: runs that converged by tol, iterations used, the last delta_label,
+    and what tol means at this N (below 1/N it means "no label changed at all")."""
+    out = {}
+    for method in methods:
+        rows = runs[(runs["method"] == method) & runs["n_iter"].notna()]
+        if rows.empty:
+            continue
+        out[method] = {"runs": int(len(rows)), "converged": int(rows["converged"].astype(bool).sum()),
+                       "n_iter": [int(v) for v in rows["n_iter"]],
+                       "last_delta_label": [float(v) for v in rows["last_delta_label"]]}
+    return out
+
+
+def tol_note(tol: float, n: int) -> str:
+    """How to read `cluster.tol` at N images: below 1/N, the stop needs every label unchanged."""
+    if tol * n < 1:
+        return (f"cluster.tol {tol:g} < 1/N = {1 / n:.4g}: a run converges only when no label at all changed "
+                f"between two P updates")
+    return f"cluster.tol {tol:g}: a run converges when fewer than {tol * n:.1f} of {n} labels changed between P updates"
+
+
+def summarise(runs: pd.DataFrame, methods: Sequence[str], k: int, seeds: Sequence[int], tol: float) -> dict:
+    """summary.json: per method, mean ± std over seeds of every metric; convergence; DCEC's paired
+    comparisons with every other method; the conventions stated."""
+    n = int(runs["n"].iloc[0])
     return {
-        "k": int(k), "seeds": [int(s) for s in seeds], "n_seeds": len(seeds), "n": int(runs["n"].iloc[0]),
+        "k": int(k), "seeds": [int(s) for s in seeds], "n_seeds": len(seeds), "n": n,
         "aggregate": "mean and sample standard deviation (ddof=1) over seeds; not best-of",
+        "seeding": "seed s seeds every random step of a run, pretraining included: the CAE-based methods of "
+                   "seed s share the CAE pretrained with seed s",
         "nmi": "nmi_arithmetic: I/((H(Y)+H(C))/2) (sklearn >= 0.22 default, V-measure); "
                "nmi_geometric: I/sqrt(H(Y)H(C)) (DCEC, DEC-keras 2017, DeepCluster)",
         "internal": "silhouette and calinski_harabasz are computed in each method's own embedding "
                     "(kmeans_pixels: none) and are not comparable across methods",
         "methods": {m: {key: mean_std(runs.loc[runs["method"] == m, key].to_numpy(dtype=float))
                         for key in METRIC_KEYS} for m in methods},
+        "convergence": convergence(runs, methods),
+        "tol_note": tol_note(tol, n),
+        "comparisons_method": f"{REFERENCE_METHOD} minus the other method, per seed (paired); mean and two-sided "
+                              "95% Student t-interval over the seeds; verdict 'better' if the interval is above "
+                              "0, 'worse' if below, else 'no detectable difference'",
+        "comparisons": comparisons(runs, methods),
     }
 
 
@@ -238,6 +353,26 @@ def sweep_table(frame: pd.DataFrame, ks: Iterable[int], seeds: Sequence[int],
     return table[columns].reset_index(drop=True)
 
 
+def run_executor(params: dict, methods: Mapping[str, ClusteringMethod], image_set: ImageSet) -> InProcess | WorkerPool:
+    """`compare.workers` processes on CPU; always in-process on CUDA (one GPU, one process)."""
+    workers = int(params["compare"]["workers"])
+    if workers < 1:
+        raise ValueError(f"params.yaml compare.workers must be at least 1, got {workers}")
+    if workers == 1 or pick_device(params["model"]["device"]).type == "cuda":
+        return InProcess(methods, image_set)
+    return WorkerPool(params, workers)
+
+
+def cae_shas(seeds: Iterable[int], cae_dir: Path) -> dict[int, str]:
+    """sha1 of the CAE of each seed; FileNotFoundError naming the missing ones and the stage that makes them."""
+    paths = {seed: seed_cae_path(cae_dir, seed) for seed in sorted(seeds)}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no pretrained CAE for {', '.join(missing)}: the pretrain stage trains one per "
+                                f"seed of compare.seeds and compare.sweep_seeds (dvc repro pretrain)")
+    return {seed: file_sha1(path) for seed, path in paths.items()}
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """CSV with LF line endings (DVC hashes bytes), atomically."""
     with atomic_path(path) as tmp:
@@ -253,16 +388,16 @@ def main() -> None:
     sweep_ks = sorted({int(x) for x in compare_params["sweep_ks"]} | {k})
 
     specs = plan_runs(methods_order, seeds, k, sweep_ks, sweep_seeds)
-    methods = {name: get_method(name, params, CAE_PATH) for name in {spec.method for spec in specs}}
+    methods = {name: get_method(name, params, CAE_SEEDS_DIR) for name in {spec.method for spec in specs}}
     image_set = load_image_set(IMAGES_PATH, LABELS_PATH)
     fingerprints = {"images": file_sha1(IMAGES_PATH), "labels": file_sha1(LABELS_PATH)}
-    if any(method.uses_cae for method in methods.values()):
-        fingerprints["cae"] = file_sha1(CAE_PATH)
+    cae_fingerprints = cae_shas({spec.seed for spec in specs if methods[spec.method].uses_cae}, CAE_SEEDS_DIR)
 
-    frame = records_frame(execute_runs(specs, methods, image_set, CACHE_DIR, fingerprints))
+    runner = run_executor(params, methods, image_set)
+    frame = records_frame(execute_runs(specs, methods, image_set, CACHE_DIR, fingerprints, cae_fingerprints, runner))
     runs = comparison_runs(frame, methods_order, k, seeds)
     write_csv(runs, OUT_DIR / "runs.csv")
-    write_json(OUT_DIR / "summary.json", summarise(runs, methods_order, k, seeds))
+    write_json(OUT_DIR / "summary.json", summarise(runs, methods_order, k, seeds, float(params["cluster"]["tol"])))
     write_csv(sweep_table(frame, sweep_ks, sweep_seeds), OUT_DIR / "sweep.csv")
 
 

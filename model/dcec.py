@@ -237,10 +237,10 @@ def fit_dcec(cae: CAE, images_u8: torch.Tensor, config: DCECConfig, device: torc
     )
 
 
-def save_cae(cae: CAE, path: str | Path) -> None:
-    """Write {config, state_dict} atomically; loadable with `torch.load(weights_only=True)`."""
+def save_cae(cae: CAE, path: str | Path, extra: dict | None = None) -> None:
+    """Write {config, state_dict, **extra} atomically; loadable with `torch.load(weights_only=True)`."""
     state = {k: v.detach().cpu().contiguous() for k, v in cae.state_dict().items()}
-    save_atomic({"config": dict(cae.config), "state_dict": state}, path)
+    save_atomic({"config": dict(cae.config), "state_dict": state, **(extra or {})}, path)
 
 
 def cae_from_state(saved: dict, source: str) -> CAE:

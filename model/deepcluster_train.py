@@ -5,7 +5,8 @@ Each epoch (models.md §4):
   2. PCA to `pca_dim` with whitening, then L2-normalised rows (`pca_whiten_normalise`);
   3. k-means with `k_train` clusters, a fresh seed per epoch, empty clusters re-split (`resplit_empty_clusters`);
   4. the cluster ids become pseudo-labels; a uniform sampler draws an equal quota per non-empty cluster;
-  5. the top layer is re-initialised (N(0, 0.01), bias 0) with its own SGD optimiser and the net is trained
+  5. the top layer is re-initialised (N(0, 0.01), bias 0) with its own SGD optimiser (no momentum, as in the
+     reference `train()`) and the net is trained
      for one pass with cross-entropy and light augmentation (random resized crop + horizontal flip).
 After the last epoch the final features are clustered once more at `k_eval` (= the number of artists).
 
@@ -46,11 +47,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
-from common import load_params, progress
+from common import load_params, progress, write_json
 from model.data import ImageSet, to_model_input
 from model.deepcluster import DeepClusterNet, build_deepcluster_net
 from model.metrics import label_metrics, nmi
-from model.runtime import keep_freed_memory, pick_device, seed_everything
+from model.runtime import git_sha, keep_freed_memory, pick_device, seed_everything
 
 WHITEN_EPS = 1e-5        # added to each PCA component's variance before whitening (guards zero-variance axes)
 NORMALISE_EPS = 1e-12    # guards the L2 normalisation of an all-zero row
@@ -276,7 +277,14 @@ def extract_features(net: DeepClusterNet, images_u8: torch.Tensor, batch_size: i
 
 
 def make_sgd(parameters, config: DeepClusterConfig) -> torch.optim.SGD:
+    """The body's optimiser: SGD with momentum and weight decay (reference `main.py`)."""
     return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def make_head_sgd(parameters, config: DeepClusterConfig) -> torch.optim.SGD:
+    """The re-initialised top layer's optimiser, as the reference `train()` builds it: SGD with the same lr and
+    weight decay but no momentum (a fresh optimiser every epoch would start its momentum at zero anyway)."""
+    return torch.optim.SGD(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def train_one_epoch(net: DeepClusterNet, body_optimiser: torch.optim.Optimizer, head_optimiser: torch.optim.Optimizer,
@@ -346,7 +354,7 @@ def fit_deepcluster(image_set: ImageSet, k_train: int, k_eval: int, config: Deep
             embedding, k_train, epoch_seed(seed, epoch, 0), config.kmeans_iter, 1,
             np.random.default_rng(epoch_seed(seed, epoch, 1)), config.resplit_eps)
         head = net.reset_head(k_train, generator)
-        loss = train_one_epoch(net, body_optimiser, make_sgd(head.parameters(), config), images, pseudo_labels,
+        loss = train_one_epoch(net, body_optimiser, make_head_sgd(head.parameters(), config), images, pseudo_labels,
                                config, generator, device)
         record = epoch_record(epoch, loss, pseudo_labels, previous, labels, n_resplit,
                               time.perf_counter() - started)
@@ -419,10 +427,11 @@ def load_fashion_mnist(data_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndar
 
 
 def verify_fashion_mnist(quick: bool = True, params_path: str | Path = "params.yaml",
-                         data_dir: Path = FASHION_MNIST_DIR) -> dict:
+                         data_dir: Path = FASHION_MNIST_DIR, out: Path | None = None) -> dict:
     """DeepCluster on the Fashion-MNIST test set (Debian `dataset-fashion-mnist`), with the network and
     optimiser settings of params.yaml's `deepcluster` section and the splits / epochs / reassign / k_train of
-    FASHION_QUICK or FASHION_FULL. Returns (and prints) the final metrics at k = 10 and the timing."""
+    FASHION_QUICK or FASHION_FULL. Returns (and prints, and writes to `out` as JSON) the final metrics at
+    k = 10, the per-epoch history, the timing and the commit."""
     section = dict(load_params("deepcluster", params_path))
     model_params = load_params("model", params_path)
     keep_freed_memory(model_params["keep_freed_memory"])
@@ -441,8 +450,10 @@ def verify_fashion_mnist(quick: bool = True, params_path: str | Path = "params.y
               "device": str(device), "threads": torch.get_num_threads(), "machine": platform.processor() or
               platform.machine(), "seconds": round(time.perf_counter() - started, 1),
               "final": {k: round(v, 4) for k, v in result.final_metrics.items()},
-              "last_epoch": result.history[-1]}
+              "history": result.history, "git_sha": git_sha()}
     print(json.dumps(report, indent=2))
+    if out is not None:
+        write_json(out, report)
     return report
 
 
@@ -452,11 +463,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="run DeepCluster on Fashion-MNIST and print its metrics")
     parser.add_argument("--quick", action="store_true", help=f"quick mode: {FASHION_QUICK}")
     parser.add_argument("--params", default="params.yaml", help="params file (sections base, model, deepcluster)")
+    parser.add_argument("--out", type=Path, default=Path("reports/verify/deepcluster-fashion-mnist.json"),
+                        help="where the JSON report goes")
     args = parser.parse_args(argv)
     if not args.verify_fashion_mnist:
         parser.error("nothing to do: DeepCluster runs in the comparison as method 'deepcluster'; "
                      "use --verify-fashion-mnist [--quick] for the check")
-    verify_fashion_mnist(quick=args.quick, params_path=args.params)
+    verify_fashion_mnist(quick=args.quick, params_path=args.params, out=args.out)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
 """One clustering interface for every method the `compare` stage runs, picked by name.
 
 A method is an object with a `name`, a `settings` dict (everything besides k and the seed that changes
-its result, used for the compare cache key), a `uses_cae` flag (its result depends on `models/cae.pt`)
-and `fit(image_set, k, seed) -> MethodResult`.
+its result, used for the compare cache key), a `uses_cae` flag (its result depends on the CAE pretrained
+with the run's seed, `models/cae_seeds/seed-<seed>.pt`) and `fit(image_set, k, seed) -> MethodResult`.
+The seed of a run seeds everything random in it, pretraining included: CAE + k-means and DCEC of seed s
+share the CAE of seed s, so their difference per seed is a paired comparison.
 
 Methods (params `compare.methods`):
 * `kmeans_pixels` — k-means on the raw pixels scaled to [0, 1]. Its `embedding` is None: pixel space is
   S·S·3-dimensional (49,152 at 128 px), silhouette there costs O(N²·D) and would not say anything the
   PCA baseline does not; the report shows "—" for its internal metrics.
 * `pca_kmeans` — seeded PCA to `compare.pca_components` dimensions, then k-means; embedding = the projection.
-* `cae_kmeans` — the pretrained CAE's embedding (`encode_all`) then k-means; this is also DCEC's initialisation.
-* `dcec` — `fit_dcec` from the pretrained CAE with the `cluster` settings; embedding = its final embedding.
+* `cae_kmeans` — the seed's pretrained CAE embedding (`encode_all`) then k-means; this is DCEC's initialisation.
+* `dcec` — `fit_dcec` from the seed's pretrained CAE with the `cluster` settings; embedding = its final embedding.
+* `dcec_no_kl` — the control: the same joint phase with `kl_weight` 0 (reconstruction only) for all `maxiter`
+  iterations (no `tol` stop), so any gain of `dcec` over it is the clustering loss's, not extra training's.
 * `deepcluster` — DeepCluster trained from scratch (`deepcluster` settings) with `deepcluster.k_train`
   pseudo-classes, then k-means at k on its PCA-whitened, L2-normalised final features (the embedding).
 
@@ -18,7 +22,7 @@ Every k-means uses `cluster.kmeans_n_init` restarts, so the baselines get the sa
 as DCEC's own k-means.
 
 Extension point: a new method (DeepCluster) is a class with the same four members plus a factory
-`(params, cae_path) -> method` registered in `METHODS` (or with `register_method`), then listed in
+`(params, cae_dir) -> method` registered in `METHODS` (or with `register_method`), then listed in
 `compare.methods`; `compare`, its cache and the report pick it up without other changes.
 """
 
@@ -39,7 +43,7 @@ from model.dcec import DCECConfig, fit_dcec, load_cae
 from model.deepcluster_train import DeepClusterConfig, fit_deepcluster
 from model.runtime import autocast_dtype, pick_device
 
-CAE_PATH = Path("models/cae.pt")
+CAE_SEEDS_DIR = Path("models/cae_seeds")
 PIXEL_CHUNK = 2048  # images converted to float32 at a time (bounds the temporary copy)
 
 
@@ -112,61 +116,71 @@ class PCAKMeans:
                                                  "explained_variance": float(pca.explained_variance_ratio_.sum())})
 
 
+def seed_cae_path(cae_dir: Path, seed: int) -> Path:
+    """The CAE pretrained with `seed` (written by the pretrain stage)."""
+    return Path(cae_dir) / f"seed-{seed}.pt"
+
+
 class CAEKMeans:
-    """k-means on the pretrained CAE's embedding. The embedding does not depend on k or the seed, so it
-    is computed once per image set and reused across a sweep."""
+    """k-means on the embedding of the CAE pretrained with the run's seed. The embedding does not depend
+    on k, so it is computed once per (image set, seed) and reused across a sweep."""
 
     name = "cae_kmeans"
     uses_cae = True
 
-    def __init__(self, cae_path: Path, kmeans_n_init: int, batch_size: int, device: torch.device):
-        self.cae_path, self.batch_size, self.device = Path(cae_path), int(batch_size), device
+    def __init__(self, cae_dir: Path, kmeans_n_init: int, batch_size: int, device: torch.device):
+        self.cae_dir, self.batch_size, self.device = Path(cae_dir), int(batch_size), device
         self.settings = {"kmeans_n_init": int(kmeans_n_init)}
-        self._memo: tuple[torch.Tensor, np.ndarray] | None = None  # (the images tensor, its embedding)
+        self._memo: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # seed -> (the images tensor, its embedding)
 
-    def embed(self, image_set: ImageSet) -> np.ndarray:
-        """(N, E) float32 embedding of `image_set` by the pretrained CAE, memoised per images tensor."""
-        if self._memo is None or self._memo[0] is not image_set.images:
-            cae = load_cae(self.cae_path).to(self.device)
-            self._memo = (image_set.images, encode_all(cae, image_set.images, self.batch_size, self.device))
-        return self._memo[1]
+    def embed(self, image_set: ImageSet, seed: int) -> np.ndarray:
+        """(N, E) float32 embedding of `image_set` by the CAE of `seed`, memoised per seed and images tensor."""
+        memo = self._memo.get(seed)
+        if memo is None or memo[0] is not image_set.images:
+            cae = load_cae(seed_cae_path(self.cae_dir, seed)).to(self.device)
+            memo = self._memo[seed] = (image_set.images,
+                                       encode_all(cae, image_set.images, self.batch_size, self.device))
+        return memo[1]
 
     def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
-        embedding = self.embed(image_set)
+        embedding = self.embed(image_set, seed)
         labels = seeded_kmeans(embedding, k, self.settings["kmeans_n_init"], seed)
         return MethodResult(labels, embedding, {})
 
 
 class DCEC:
-    """DCEC joint training (M1's `fit_dcec`) from the one pretrained CAE, which it never modifies."""
+    """DCEC joint training (`fit_dcec`) from the CAE pretrained with the run's seed, which it never modifies.
 
-    name = "dcec"
+    `name` and the cluster settings are parameters so that the `dcec_no_kl` control is this class too.
+    """
+
     uses_cae = True
+    SETTING_KEYS = ("batch_size", "lr", "maxiter", "update_interval", "tol", "kl_weight", "recon_weight",
+                    "kmeans_n_init")
 
-    def __init__(self, cae_path: Path, cluster_params: dict[str, Any], model_params: dict[str, Any],
-                 device: torch.device):
-        self.cae_path, self.device = Path(cae_path), device
-        keys = ("batch_size", "lr", "maxiter", "update_interval", "tol", "kl_weight", "recon_weight",
-                "kmeans_n_init")
-        missing = [key for key in keys if key not in cluster_params]
+    def __init__(self, cae_dir: Path, cluster_params: dict[str, Any], model_params: dict[str, Any],
+                 device: torch.device, name: str = "dcec"):
+        self.name, self.cae_dir, self.device = name, Path(cae_dir), device
+        missing = [key for key in self.SETTING_KEYS if key not in cluster_params]
         if missing:
             raise KeyError(f"params.yaml: cluster is missing {missing}")
         # `settings` is part of the compare cache key: the precision is stored as the one in effect on this
         # device, so a CPU (fp32) result is not reused for a CUDA (bf16) run.
-        self.settings = {key: cluster_params[key] for key in keys} | {
+        self.settings = {key: cluster_params[key] for key in self.SETTING_KEYS} | {
             "eval_batch_size": int(model_params["eval_batch_size"]), "compile": bool(model_params["compile"]),
             "mixed_precision": "bf16" if autocast_dtype(model_params["mixed_precision"], device) else "off"}
-        self._cae = None
+        self._caes: dict[int, Any] = {}
 
     def config(self, k: int, seed: int) -> DCECConfig:
         return DCECConfig(n_clusters=k, seed=seed, **self.settings)
 
     def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
-        if self._cae is None:
-            self._cae = load_cae(self.cae_path)
-        result = fit_dcec(self._cae, image_set.images, self.config(k, seed), self.device)
+        if seed not in self._caes:
+            self._caes[seed] = load_cae(seed_cae_path(self.cae_dir, seed))
+        result = fit_dcec(self._caes[seed], image_set.images, self.config(k, seed), self.device)
         return MethodResult(result.assignments, result.embedding,
-                            {"n_iter": int(result.n_iter), "converged": bool(result.converged)})
+                            {"n_iter": int(result.n_iter), "converged": bool(result.converged),
+                             "last_delta_label": float(result.history[-1]["delta_label"])})
 
 
 class DeepCluster:
@@ -186,27 +200,32 @@ class DeepCluster:
         return MethodResult(result.assignments, result.embedding, {"k_train": k_train, "history": result.history})
 
 
-MethodFactory = Callable[[dict[str, Any], Path], ClusteringMethod]
+MethodFactory = Callable[[dict[str, Any], Path], ClusteringMethod]  # (params, CAE seeds directory)
 
 
-def _kmeans_pixels(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+def _kmeans_pixels(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
     return KMeansPixels(params["cluster"]["kmeans_n_init"])
 
 
-def _pca_kmeans(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+def _pca_kmeans(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
     return PCAKMeans(params["compare"]["pca_components"], params["cluster"]["kmeans_n_init"])
 
 
-def _cae_kmeans(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
-    return CAEKMeans(cae_path, params["cluster"]["kmeans_n_init"], DCECConfig.eval_batch_size,
+def _cae_kmeans(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
+    return CAEKMeans(cae_dir, params["cluster"]["kmeans_n_init"], DCECConfig.eval_batch_size,
                      pick_device(params["model"]["device"]))
 
 
-def _dcec(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
-    return DCEC(cae_path, params["cluster"], params["model"], pick_device(params["model"]["device"]))
+def _dcec(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
+    return DCEC(cae_dir, params["cluster"], params["model"], pick_device(params["model"]["device"]))
 
 
-def _deepcluster(params: dict[str, Any], cae_path: Path) -> ClusteringMethod:
+def _dcec_no_kl(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
+    control = params["cluster"] | {"kl_weight": 0.0, "tol": 0.0}  # reconstruction only, all maxiter iterations
+    return DCEC(cae_dir, control, params["model"], pick_device(params["model"]["device"]), name="dcec_no_kl")
+
+
+def _deepcluster(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
     return DeepCluster(params["deepcluster"], pick_device(params["model"]["device"]))
 
 
@@ -215,6 +234,7 @@ METHODS: dict[str, MethodFactory] = {
     "pca_kmeans": _pca_kmeans,
     "cae_kmeans": _cae_kmeans,
     "dcec": _dcec,
+    "dcec_no_kl": _dcec_no_kl,
     "deepcluster": _deepcluster,
 }
 
@@ -226,7 +246,7 @@ def register_method(name: str, factory: MethodFactory) -> None:
     METHODS[name] = factory
 
 
-def get_method(name: str, params: dict[str, Any], cae_path: str | Path = CAE_PATH) -> ClusteringMethod:
+def get_method(name: str, params: dict[str, Any], cae_dir: str | Path = CAE_SEEDS_DIR) -> ClusteringMethod:
     """Build the method `name` from the whole params dict (sections model, cluster, compare).
 
     Raises:
@@ -234,4 +254,4 @@ def get_method(name: str, params: dict[str, Any], cae_path: str | Path = CAE_PAT
     """
     if name not in METHODS:
         raise KeyError(f"unknown clustering method {name!r} (params compare.methods); known: {sorted(METHODS)}")
-    return METHODS[name](params, Path(cae_path))
+    return METHODS[name](params, Path(cae_dir))

@@ -9,6 +9,13 @@ Conventions (models.md §5):
 * ARI: sklearn's chance-corrected adjusted Rand index.
 * Purity: many-to-one (each cluster votes for its majority class); it grows with k.
 * Silhouette and Calinski-Harabasz are computed in a model's own embedding: not comparable across models.
+
+Comparing two methods (`paired_difference`): over the seeds both ran, the per-seed difference of a metric
+(seed s of each method shares everything random that can be shared, the pretrained CAE included), its mean
+and a two-sided Student t confidence interval. The verdict is read off the interval only: `better` when it
+lies above 0, `worse` when below, `no detectable difference` when it contains 0 or cannot be computed.
+A t-interval rather than a bootstrap: with 5–10 seeds a percentile bootstrap is too narrow (it can take
+only a few distinct values and under-covers), while the t-interval is exact for normal differences.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import (adjusted_rand_score, calinski_harabasz_score, normalized_mutual_info_score,
                              silhouette_score)
@@ -97,3 +105,28 @@ def internal_metrics(embedding: np.ndarray, y_pred: np.ndarray, sample_size: int
                                   sample_size=sample_size if use_sample else None,
                                   random_state=seed if use_sample else None)
     return {"silhouette": float(silhouette), "calinski_harabasz": float(calinski_harabasz_score(embedding, y_pred))}
+
+
+VERDICTS = ("better", "worse", "no detectable difference")
+
+
+def paired_difference(ours: dict[int, float], theirs: dict[int, float], level: float = 0.95) -> dict:
+    """Paired comparison of one metric of two methods, each given as {seed: value}.
+
+    Uses the seeds where both values are finite. Returns {diff_mean, ci_low, ci_high, n, verdict}: the mean
+    of ours − theirs per seed, the `level` t-interval of that mean (None with fewer than 2 pairs) and the
+    verdict it implies (higher is better for every label metric).
+    """
+    seeds = sorted(seed for seed in ours.keys() & theirs.keys()
+                   if math.isfinite(ours[seed]) and math.isfinite(theirs[seed]))
+    diffs = np.array([ours[seed] - theirs[seed] for seed in seeds], dtype=np.float64)
+    n = int(diffs.size)
+    if n == 0:
+        return {"diff_mean": None, "ci_low": None, "ci_high": None, "n": 0, "verdict": VERDICTS[2]}
+    mean = float(diffs.mean())
+    if n < 2:
+        return {"diff_mean": mean, "ci_low": None, "ci_high": None, "n": n, "verdict": VERDICTS[2]}
+    half_width = float(stats.t.ppf(0.5 + level / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+    low, high = mean - half_width, mean + half_width
+    verdict = VERDICTS[0] if low > 0 else VERDICTS[1] if high < 0 else VERDICTS[2]
+    return {"diff_mean": mean, "ci_low": low, "ci_high": high, "n": n, "verdict": verdict}

@@ -14,6 +14,7 @@ leaves the last good checkpoint in place.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import load_params, progress
+from common import file_sha1, load_params, progress
 from model.data import load_image_set, to_model_input
 from model.dcec import NonFiniteLossError, save_cae
 from model.nets import CAE, build_cae
@@ -32,8 +33,9 @@ from model.runtime import (adam, autocast, autocast_dtype, git_sha, keep_freed_m
                            restore_rng_states, rng_states, save_atomic, seed_everything)
 
 IMAGES = Path("data/final/images.npy")
-CHECKPOINT = Path("models/checkpoints/pretrain_last.pt")
+CHECKPOINT_DIR = Path("models/checkpoints")
 OUTPUT = Path("models/cae.pt")
+SEEDS_DIR = Path("models/cae_seeds")
 LIVE_DIR = Path("reports/pretrain")
 
 
@@ -146,36 +148,112 @@ def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device:
     return cae
 
 
-def run_pretrain(images_path: Path, output: Path, checkpoint: Path, live_dir: Path, params: dict) -> CAE:
-    """The stage body with explicit paths and the parsed params (tests call it on tiny data)."""
-    from dvclive import Live
+def pretrain_fingerprint(cae: CAE, images_sha1: str, config: PretrainConfig) -> dict:
+    """Everything a finished CAE depends on: what a per-seed file must match to be reused (its content key)."""
+    return {"cae_config": dict(cae.config), "images_sha1": images_sha1, "epochs": config.epochs,
+            "batch_size": config.batch_size, "lr": float(config.lr), "seed": config.seed,
+            "mixed_precision": config.mixed_precision, "optimizer": "adam, fused"}
 
+
+def saved_fingerprint(path: Path) -> dict | None:
+    """The `fingerprint` stored in a CAE file, or None (missing, unreadable, or written before it had one)."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        print(f"{path}: unreadable ({exc}); retraining", file=sys.stderr)
+        return None
+    return saved.get("fingerprint") if isinstance(saved, dict) else None
+
+
+def new_cae(image_set, model_p: dict, seed: int) -> CAE:
+    """A freshly initialised CAE; the initial weights are part of the seeded run."""
+    seed_everything(seed)
+    return build_cae(image_set.size, image_set.channels, model_p["filters"], model_p["kernels"],
+                     model_p["embedding"], model_p["activation"])
+
+
+def pretrain_config(params: dict, seed: int, show_progress: bool = True) -> PretrainConfig:
     model_p, pre_p = params["model"], params["pretrain"]
-    device = pick_device(model_p["device"])
-    image_set = load_image_set(images_path, labels_path=None)
-    seed_everything(int(params["base"]["seed"]))  # the initial weights are part of the seeded run
-    cae = build_cae(image_set.size, image_set.channels, model_p["filters"], model_p["kernels"],
-                    model_p["embedding"], model_p["activation"])
-    config = PretrainConfig(epochs=int(pre_p["epochs"]), batch_size=int(pre_p["batch_size"]), lr=float(pre_p["lr"]),
-                            seed=int(params["base"]["seed"]), compile=bool(model_p["compile"]),
-                            mixed_precision=str(model_p["mixed_precision"]))
+    return PretrainConfig(epochs=int(pre_p["epochs"]), batch_size=int(pre_p["batch_size"]), lr=float(pre_p["lr"]),
+                          seed=seed, compile=bool(model_p["compile"]), mixed_precision=str(model_p["mixed_precision"]),
+                          show_progress=show_progress)
+
+
+def pretrain_one(image_set, images_sha1: str, params: dict, seed: int, output: Path, checkpoint: Path,
+                 live_dir: Path | None = None) -> bool:
+    """Pretrain the CAE of one seed into `output`, unless `output` already holds it; True if it trained.
+
+    Resumes from `checkpoint` after an interruption (same settings only). The file carries its fingerprint
+    (images content, architecture, pretraining settings, seed), so a re-run with nothing changed trains
+    nothing and a changed setting retrains. With `live_dir`, the per-epoch loss is logged there (dvclive).
+    """
+    device = pick_device(params["model"]["device"])
+    cae = new_cae(image_set, params["model"], seed)
+    config = pretrain_config(params, seed)
+    wanted = pretrain_fingerprint(cae, images_sha1, config)
+    if saved_fingerprint(output) == wanted:
+        print(f"pretrain: seed {seed}: {output} is up to date", file=sys.stderr)
+        return False
     resume_from = read_checkpoint(checkpoint, fingerprint(cae, image_set.images, config))
     if resume_from is not None:
-        print(f"resuming pretrain from {checkpoint} after epoch {resume_from['epoch']}", file=sys.stderr)
-    print(f"pretrain: {image_set.n} images {image_set.size}x{image_set.size}x{image_set.channels} on {device}, "
-          f"{sum(p.numel() for p in cae.parameters()):,} parameters", file=sys.stderr)
-    with Live(dir=str(live_dir), resume=resume_from is not None, dvcyaml=False, save_dvc_exp=False) as live:
-        if resume_from is not None:
-            live.step = int(resume_from["epoch"])
+        print(f"resuming pretrain seed {seed} from {checkpoint} after epoch {resume_from['epoch']}", file=sys.stderr)
+    if live_dir is None:
+        cae = train_cae(cae, image_set.images, config, device, checkpoint, resume_from)
+    else:
+        from dvclive import Live
 
-        def log_epoch(record: dict) -> None:
-            live.log_metric("loss", record["loss"])
-            live.next_step()
+        with Live(dir=str(live_dir), resume=resume_from is not None, dvcyaml=False, save_dvc_exp=False) as live:
+            if resume_from is not None:
+                live.step = int(resume_from["epoch"])
 
-        cae = train_cae(cae, image_set.images, config, device, checkpoint, resume_from, log_epoch)
-    save_cae(cae, output)
+            def log_epoch(record: dict) -> None:
+                live.log_metric("loss", record["loss"])
+                live.next_step()
+
+            cae = train_cae(cae, image_set.images, config, device, checkpoint, resume_from, log_epoch)
+    save_cae(cae, output, extra={"fingerprint": wanted})
     checkpoint.unlink(missing_ok=True)  # finished: a later re-run trains afresh (deterministically)
-    return cae
+    return True
+
+
+def seed_paths(seeds_dir: Path, seeds: list[int]) -> dict[int, Path]:
+    """Where the CAE of each comparison seed lives: `<seeds_dir>/seed-<s>.pt`."""
+    return {seed: seeds_dir / f"seed-{seed}.pt" for seed in seeds}
+
+
+def comparison_seeds(params: dict) -> list[int]:
+    """Every seed the compare stage runs a CAE-based method with: its seeds and its sweep seeds."""
+    compare_p = params["compare"]
+    return sorted({int(s) for s in compare_p["seeds"]} | {int(s) for s in compare_p["sweep_seeds"]})
+
+
+def run_pretrain(images_path: Path, output: Path, checkpoint_dir: Path, live_dir: Path, params: dict,
+                 seeds_dir: Path) -> None:
+    """The stage body with explicit paths and the parsed params (tests call it on tiny data).
+
+    1. `output` (models/cae.pt): the CAE of `base.seed`, the one the `cluster` stage trains on, with its
+       per-epoch loss in `live_dir`;
+    2. `seeds_dir/seed-<s>.pt` for every comparison seed s, so that CAE + k-means and DCEC of seed s share a
+       CAE pretrained with seed s (paired comparisons that vary everything random). The base seed's file is
+       a copy of `output`; the others are trained here, each skipped when its file is already up to date.
+    """
+    image_set = load_image_set(images_path, labels_path=None)
+    images_sha1 = file_sha1(images_path)
+    base_seed = int(params["base"]["seed"])
+    seeds = comparison_seeds(params)
+    device = pick_device(params["model"]["device"])
+    print(f"pretrain: {image_set.n} images {image_set.size}x{image_set.size}x{image_set.channels} on {device}; "
+          f"seed {base_seed} for the cluster stage, seeds {seeds} for compare", file=sys.stderr)
+    pretrain_one(image_set, images_sha1, params, base_seed, output, checkpoint_dir / "pretrain_last.pt", live_dir)
+    seeds_dir.mkdir(parents=True, exist_ok=True)
+    for number, (seed, path) in enumerate(seed_paths(seeds_dir, seeds).items(), start=1):
+        print(f"pretrain: comparison seed {seed} ({number} of {len(seeds)})", file=sys.stderr)
+        if seed == base_seed:
+            shutil.copyfile(output, path)
+            continue
+        pretrain_one(image_set, images_sha1, params, seed, path, checkpoint_dir / f"pretrain_seed-{seed}.pt")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(path=args.params)
     keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
-    run_pretrain(IMAGES, OUTPUT, CHECKPOINT, LIVE_DIR, params)
+    run_pretrain(IMAGES, OUTPUT, CHECKPOINT_DIR, LIVE_DIR, params, SEEDS_DIR)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,15 @@ Full mode: all 70,000 images, 200 pretraining epochs, maxiter 20,000 (a GPU job)
 test images with fewer epochs and iterations, sized for 2 seeds in under 20 minutes on 2 CPU cores.
 
 Methods, per seed: k-means on pixels; CAE + k-means (the k-means initialisation of DCEC, on the pretrained
-embedding); DCEC. Writes `<out>/fashion-mnist.json` (mean and std over seeds, per-seed values, times) and
-`<out>/fashion-mnist.md` (the table beside the published figures).
+embedding); DCEC. Writes `<out>/fashion-mnist.json` (quick) or `<out>/fashion-mnist-full.json` (full): mean
+and std over seeds, per-seed values, times, DCEC against the others paired by seed (`paired_difference`),
+n_images, pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table beside the published figures.
+
+Resumable (a full seed is about an hour on 2 CPU cores): each finished seed is kept beside the report in
+`<out>/<report name>/seed-<s>.json` (committed, so another session resumes too) and pretraining checkpoints
+every epoch to `<work>/<mode>/pretrain-seed-<s>.pt`, both checked against the protocol; a re-run after an
+interruption skips finished seeds and continues the pretraining from its last epoch. `--only S ...` runs a
+subset of the seeds (one process per seed, side by side); the report is written when all have finished.
 """
 
 from __future__ import annotations
@@ -28,12 +35,12 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from common import atomic_write, load_params, write_json
+from common import atomic_write, load_params, read_json, write_json
 from model.dcec import DCECConfig, fit_dcec
-from model.metrics import label_metrics
+from model.metrics import label_metrics, paired_difference
 from model.nets import build_cae
-from model.pretrain import PretrainConfig, train_cae
-from model.runtime import keep_freed_memory, pick_device, seed_everything
+from model.pretrain import PretrainConfig, fingerprint, read_checkpoint, train_cae
+from model.runtime import git_sha, keep_freed_memory, pick_device, seed_everything
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -76,6 +83,7 @@ PUBLISHED = [
     ("ConvDEC-DA", "0.586", "0.636", "XifengGuo/DEC-DA README (with augmentation)"),
 ]
 METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means", "dcec": "DCEC"}
+OUTPUT_STEMS = {"quick": "fashion-mnist", "full": "fashion-mnist-full"}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -113,10 +121,11 @@ def load_fashion_mnist(data_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndar
 
 
 def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed: int, device: torch.device,
-             mixed_precision: str = "off") -> dict[str, dict]:
+             mixed_precision: str = "off", checkpoint: Path | None = None) -> dict[str, dict]:
     """The three methods for one seed: {method: {acc, nmi, nmi_arithmetic, ari, seconds, ...}}.
 
-    `mixed_precision` is params model.mixed_precision, so the check trains as the pipeline does."""
+    `mixed_precision` is params model.mixed_precision, so the check trains as the pipeline does. Pretraining
+    checkpoints to `checkpoint` every epoch and resumes from it when it matches."""
     results = {}
     started = time.perf_counter()
     pixels = images.reshape(images.shape[0], -1).float().div(255).numpy()
@@ -128,7 +137,10 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     cae = build_cae(images.shape[1], images.shape[3], embedding=protocol.embedding, activation=protocol.activation)
     pre = PretrainConfig(epochs=protocol.pretrain_epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=seed,
                          mixed_precision=mixed_precision)
-    cae = train_cae(cae, images, pre, device)
+    resume_from = read_checkpoint(checkpoint, fingerprint(cae, images, pre))
+    if resume_from is not None:
+        print(f"verify: seed {seed}: pretraining resumes after epoch {resume_from['epoch']}", file=sys.stderr)
+    cae = train_cae(cae, images, pre, device, checkpoint, resume_from)
     pretrain_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -140,8 +152,53 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     dcec_seconds = time.perf_counter() - started
     results["cae_kmeans"] = _scores(labels, result.kmeans_assignments, pretrain_seconds)
     results["dcec"] = {**_scores(labels, result.assignments, pretrain_seconds + dcec_seconds),
-                       "n_iter": result.n_iter, "converged": result.converged}
+                       "n_iter": result.n_iter, "converged": result.converged,
+                       "last_delta_label": result.history[-1]["delta_label"]}
     return results
+
+
+def seed_results(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seeds: list[int], device: torch.device,
+                 mixed_precision: str, results_dir: Path, work_dir: Path) -> dict[int, dict[str, dict]]:
+    """{seed: run_seed(...)} for every seed; a finished seed is kept in `results_dir/seed-<s>.json` (committed
+    with the report, so a later session resumes too) and reused when its protocol matches; pretraining
+    checkpoints go to `work_dir`."""
+    key = {"protocol": protocol.__dict__ | {"splits": list(protocol.splits)}, "n_images": int(images.shape[0]),
+           "mixed_precision": mixed_precision, "device": device.type}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    per_seed = {}
+    for number, seed in enumerate(seeds, start=1):
+        done = results_dir / f"seed-{seed}.json"
+        saved = read_json(done) if done.is_file() else None
+        if saved is not None and saved.get("key") == key:
+            print(f"verify: seed {seed} ({number}/{len(seeds)}) already done: {done}", file=sys.stderr)
+            per_seed[seed] = saved["results"]
+            continue
+        print(f"verify: seed {seed} ({number}/{len(seeds)}), {images.shape[0]} images", file=sys.stderr)
+        checkpoint = work_dir / f"pretrain-seed-{seed}.pt"
+        started = time.perf_counter()
+        results = run_seed(images, labels, protocol, seed, device, mixed_precision, checkpoint)
+        write_json(done, {"key": key, "results": results, "git_sha": git_sha(),
+                          "seconds": round(time.perf_counter() - started), "threads": torch.get_num_threads()})
+        checkpoint.unlink(missing_ok=True)
+        per_seed[seed] = results
+    return per_seed
+
+
+def finished_seeds(results_dir: Path, seeds: list[int]) -> dict[int, dict[str, dict]]:
+    """The results of those `seeds` already written to `results_dir` (by this or another process)."""
+    return {seed: read_json(results_dir / f"seed-{seed}.json")["results"] for seed in seeds
+            if (results_dir / f"seed-{seed}.json").is_file()}
+
+
+def dcec_comparisons(per_seed: dict[int, dict[str, dict]]) -> dict:
+    """DCEC minus each other method, paired by seed, on ACC, NMI (geometric) and ARI."""
+    def values(method: str, key: str) -> dict[int, float]:
+        return {seed: float(results[method][key]) for seed, results in per_seed.items()}
+
+    first = next(iter(per_seed.values()))
+    return {other: {key: paired_difference(values("dcec", key), values(other, key)) for key in ("acc", "nmi", "ari")}
+            for other in first if other != "dcec"}
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray, seconds: float) -> dict:
@@ -163,7 +220,7 @@ def summarise(per_seed: list[dict[str, dict]]) -> dict[str, dict]:
     return out
 
 
-def markdown_report(summary: dict, meta: dict) -> str:
+def markdown_report(summary: dict, meta: dict, comparisons: dict) -> str:
     """The verification table (ours, mean ± std) beside the published figures."""
     def pm(stat: dict) -> str:
         return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
@@ -184,13 +241,25 @@ def markdown_report(summary: dict, meta: dict) -> str:
         lines.append(f"| {title} (ours) | {pm(s['acc'])} | {pm(s['nmi'])} | {pm(s['ari'])} | {s['seconds']['mean']:.0f} |")
     lines += ["", "Published (Fashion-MNIST, 70,000 images):", "", "| method | ACC | NMI | source |", "|---|---|---|---|"]
     lines += [f"| {name} | {acc} | {nmi_value} | {source} |" for name, acc, nmi_value, source in PUBLISHED]
-    lines += ["", "CAE + k-means time is the pretraining time; DCEC time includes pretraining.", ""]
+    lines += ["", "CAE + k-means time is the pretraining time; DCEC time includes pretraining.", "",
+              "DCEC minus each method, paired by seed (mean [95% t-interval] verdict):", "",
+              "| DCEC vs | ACC | NMI | ARI |", "|---|---|---|---|"]
+    for other, cells in comparisons.items():
+        row = [METHOD_TITLES[other]] + [
+            f"{c['diff_mean']:+.3f} " + (f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] " if c["ci_low"] is not None else "")
+            + c["verdict"] for c in (cells["acc"], cells["nmi"], cells["ari"])]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", f"Commit: {meta['git_sha']}.", ""]
     return "\n".join(lines)
 
 
 def run_verify(mode: str, seeds: int, out_dir: Path, data_dir: Path = DATA_DIR, device_name: str = "auto",
-               pretrain_epochs: int | None = None, maxiter: int | None = None, mixed_precision: str = "off") -> dict:
-    """Run the verification and write the JSON and Markdown reports; returns the JSON document."""
+               pretrain_epochs: int | None = None, maxiter: int | None = None, mixed_precision: str = "off",
+               work_dir: Path = Path("models/verify"), only: list[int] | None = None) -> dict | None:
+    """Run the verification and write the JSON and Markdown reports; returns the JSON document.
+
+    `only`: run just these of the seeds 0..seeds-1 (e.g. two processes side by side, one seed each); the
+    reports are written once every seed has finished, by whichever run finishes last, else None."""
     protocol = MODES[mode]
     if pretrain_epochs is not None:
         protocol = replace(protocol, pretrain_epochs=pretrain_epochs)
@@ -200,23 +269,31 @@ def run_verify(mode: str, seeds: int, out_dir: Path, data_dir: Path = DATA_DIR, 
     images = torch.from_numpy(images_np)
     device = pick_device(device_name)
     started = time.perf_counter()
-    per_seed = []
-    for seed in range(seeds):
-        print(f"verify: seed {seed + 1}/{seeds}, {images.shape[0]} images, mode {mode}", file=sys.stderr)
-        per_seed.append(run_seed(images, labels, protocol, seed, device, mixed_precision))
-    summary = summarise(per_seed)
+    stem = OUTPUT_STEMS[mode]
+    all_seeds = list(range(seeds))
+    seed_results(images, labels, protocol, all_seeds if only is None else only, device, mixed_precision,
+                 out_dir / stem, work_dir / mode)
+    per_seed = finished_seeds(out_dir / stem, all_seeds)
+    if len(per_seed) < seeds:
+        print(f"verify: {len(per_seed)} of {seeds} seeds finished ({sorted(per_seed)}); the report is written when "
+              f"all are", file=sys.stderr)
+        return None
+    summary = summarise(list(per_seed.values()))
     meta = {"dataset": "fashion-mnist", "mode": mode, "splits": list(protocol.splits), "n_images": int(images.shape[0]),
             "seeds": list(range(seeds)), "pretrain_epochs": protocol.pretrain_epochs, "maxiter": protocol.maxiter,
             "epochs": protocol.pretrain_epochs, "device": str(device), "mixed_precision": mixed_precision,
             "seconds": time.perf_counter() - started,
             "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-            "torch": torch.__version__, "protocol": protocol.__dict__ | {"splits": list(protocol.splits)}}
-    document = {**meta, "methods": summary,
+            "torch": torch.__version__, "protocol": protocol.__dict__ | {"splits": list(protocol.splits)},
+            "git_sha": git_sha()}
+    document = {**meta, "methods": summary, "comparisons": dcec_comparisons(per_seed),
+                "comparisons_method": "dcec minus the other method per seed; 95% Student t-interval; verdict "
+                                      "'better'/'worse' only when the interval excludes 0",
                 "published": [{"method": m, "acc": a, "nmi": n, "source": s} for m, a, n, s in PUBLISHED]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "fashion-mnist.json", document)
-    with atomic_write(out_dir / "fashion-mnist.md") as fh:
-        fh.write(markdown_report(summary, meta))
+    write_json(out_dir / f"{stem}.json", document)
+    with atomic_write(out_dir / f"{stem}.md") as fh:
+        fh.write(markdown_report(summary, meta, document["comparisons"]))
     return document
 
 
@@ -229,14 +306,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--pretrain-epochs", type=int, default=None, help="override the mode's epochs")
     parser.add_argument("--maxiter", type=int, default=None, help="override the mode's DCEC maxiter")
+    parser.add_argument("--work-dir", type=Path, default=Path("models/verify"),
+                        help="pretraining checkpoints, for resuming (finished seeds go beside the report)")
+    parser.add_argument("--only", type=int, nargs="+", default=None,
+                        help="run only these seeds (of 0..N-1), e.g. one per process; the report waits for all")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     model_params = load_params("model")
     keep_freed_memory(model_params["keep_freed_memory"])
     document = run_verify("quick" if args.quick else "full", args.seeds, args.out, args.data_dir, args.device,
-                          args.pretrain_epochs, args.maxiter, model_params["mixed_precision"])
-    print((args.out / "fashion-mnist.md").read_text(encoding="utf-8"))
+                          args.pretrain_epochs, args.maxiter, model_params["mixed_precision"], args.work_dir, args.only)
+    if document is None:
+        return
+    print((args.out / f"{OUTPUT_STEMS[document['mode']]}.md").read_text(encoding="utf-8"))
     print(f"verify: done in {document['seconds']:.0f} s", file=sys.stderr)
 
 

@@ -25,7 +25,7 @@ from scrapy.pipelines.files import FilesPipeline, FSFilesStore
 from scrapy.pipelines.media import FileException
 from twisted.python.failure import Failure
 
-from common import atomic_write, safe_join
+from common import atomic_write, file_sha1, safe_join
 from scraper.items import LotImageItem, LotItem
 from scraper.jobdir import resumes_job
 from scraper.middlewares import KIND_META, failure_log_of, failure_reason
@@ -214,14 +214,6 @@ def image_relpath(lot_key: str, image_url: str | None) -> str:
     parts = name.split("-")
     shard = safe_name("-".join(parts[:2])) if len(parts) >= 3 else "other"
     return f"{shard}/{name}{image_extension(image_url)}"
-
-
-def file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()  # noqa: S324 (content id, as in the contract)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def image_bytes_problem(body: bytes) -> str | None:

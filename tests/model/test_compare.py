@@ -10,10 +10,11 @@ import pytest
 
 from model import compare
 from model.compare import RunSpec, execute_runs, plan_runs, records_frame, relative_to_max, sweep_table
-from model.methods import MethodResult
+from model.methods import MethodResult, get_method
 from tests.model.test_exp_fixtures import K, small_params, synthetic_image_set, write_inputs, write_params
 
-FINGERPRINTS = {"images": "a" * 40, "labels": "b" * 40, "cae": "c" * 40}
+FINGERPRINTS = {"images": "a" * 40, "labels": "b" * 40}
+CAE_SHAS = {0: "c" * 40, 1: "e" * 40}
 
 
 class CountingMethod:
@@ -42,16 +43,16 @@ def test_second_run_is_served_from_the_cache_and_a_new_k_computes_only_new_runs(
     image_set = synthetic_image_set()
     methods = {"a": CountingMethod("a"), "b": CountingMethod("b", uses_cae=True)}
     specs = plan_runs(["a", "b"], [0, 1], K, [2], [0], sweep_methods=["b"])
-    first = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS)
+    first = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
     assert sum(len(m.calls) for m in methods.values()) == len(specs) == 5
     for method in methods.values():
         method.calls.clear()
-    second = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS)
+    second = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
     assert sum(len(m.calls) for m in methods.values()) == 0
     assert [r["metrics"] for r in second] == [r["metrics"] for r in first]
 
     wider = plan_runs(["a", "b"], [0, 1], K, [2, 3], [0], sweep_methods=["b"])
-    execute_runs(wider, methods, image_set, tmp_path, FINGERPRINTS)
+    execute_runs(wider, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
     assert methods["b"].calls == [(3, 0)] and methods["a"].calls == []
 
 
@@ -59,21 +60,21 @@ def test_cache_key_follows_settings_and_only_the_inputs_a_method_uses(tmp_path):
     image_set = synthetic_image_set()
     methods = {"a": CountingMethod("a"), "b": CountingMethod("b", uses_cae=True)}
     specs = [RunSpec("a", K, 0), RunSpec("b", K, 0)]
-    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS)
-    new_cae = {**FINGERPRINTS, "cae": "d" * 40}
-    execute_runs(specs, methods, image_set, tmp_path, new_cae)
+    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
+    new_cae = {**CAE_SHAS, 0: "d" * 40}
+    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, new_cae)
     assert len(methods["a"].calls) == 1 and len(methods["b"].calls) == 2  # only the CAE user reruns
     methods["a"] = CountingMethod("a", setting=2)
-    execute_runs(specs, methods, image_set, tmp_path, new_cae)
+    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, new_cae)
     assert len(methods["a"].calls) == 1
 
 
 def test_corrupt_cache_entry_is_recomputed(tmp_path):
     image_set, method = synthetic_image_set(), CountingMethod("a")
-    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS)
+    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
     (entry,) = tmp_path.glob("*.json")
     entry.write_text("{truncated", encoding="utf-8")
-    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS)
+    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
     assert len(method.calls) == 2 and json.loads(entry.read_text())["k"] == K
 
 
@@ -83,7 +84,7 @@ def test_out_of_range_assignments_are_refused(tmp_path):
             return MethodResult(np.full(image_set.n, k), None, {})
 
     with pytest.raises(ValueError, match="outside 0..3"):
-        execute_runs([RunSpec("x", K, 0)], {"x": Broken("x")}, synthetic_image_set(), tmp_path, FINGERPRINTS)
+        execute_runs([RunSpec("x", K, 0)], {"x": Broken("x")}, synthetic_image_set(), tmp_path, FINGERPRINTS, CAE_SHAS)
 
 
 def test_relative_ch_is_absolute_over_its_maximum_per_method():
@@ -134,3 +135,54 @@ def test_stage_writes_runs_summary_and_sweep_then_reuses_every_run(tmp_path, mon
     before = open("reports/compare/runs.csv").read()
     compare.main()
     assert open("reports/compare/runs.csv").read() == before
+
+
+def test_runs_are_paired_by_seed_with_verdicts_and_convergence(tmp_path, monkeypatch):
+    write_inputs(tmp_path)
+    params = small_params(methods=["kmeans_pixels", "cae_kmeans", "dcec", "dcec_no_kl"], seeds=[0, 1, 2],
+                          sweep_ks=[], sweep_seeds=[0])
+    write_params(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    compare.main()
+    runs = pd.read_csv("reports/compare/runs.csv")
+    assert runs.loc[runs["method"] == "kmeans_pixels", "pretrain_seed"].isna().all()
+    cae_runs = runs[runs["method"] != "kmeans_pixels"]
+    assert (cae_runs["pretrain_seed"] == cae_runs["seed"]).all()  # seed s starts from the CAE of seed s
+    joint = runs[runs["method"].isin(["dcec", "dcec_no_kl"])]
+    assert joint["n_iter"].notna().all() and joint["last_delta_label"].between(0, 1).all()
+    control = runs[runs["method"] == "dcec_no_kl"]
+    assert (control["n_iter"] == params["cluster"]["maxiter"]).all()  # the control never stops early
+
+    summary = json.loads(open("reports/compare/summary.json").read())
+    assert set(summary["comparisons"]) == {"kmeans_pixels", "cae_kmeans", "dcec_no_kl"}
+    for other, cells in summary["comparisons"].items():
+        assert set(cells) == set(compare.LABEL_KEYS)
+        for metric, cell in cells.items():
+            diffs = (runs.loc[runs["method"] == "dcec", metric].to_numpy()
+                     - runs.loc[runs["method"] == other, metric].to_numpy())
+            assert cell["n"] == 3 and cell["diff_mean"] == pytest.approx(diffs.mean(), abs=1e-5)  # runs.csv: 6 digits
+            assert cell["verdict"] in ("better", "worse", "no detectable difference")
+            assert (cell["verdict"] == "better") == (cell["ci_low"] > 0)
+    assert summary["convergence"]["dcec"]["runs"] == 3
+    assert "1/N" in summary["tol_note"]  # tol 0.001 < 1/40
+
+
+def test_missing_seed_cae_names_the_file_and_the_stage(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"seed-7\.pt.*pretrain"):
+        compare.cae_shas([7], tmp_path)
+
+
+def test_worker_processes_give_the_in_process_results(tmp_path, monkeypatch):
+    write_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    params = small_params(methods=["kmeans_pixels", "cae_kmeans"], seeds=[0, 1, 2], sweep_ks=[], sweep_seeds=[0])
+    image_set = synthetic_image_set()
+    methods = {name: get_method(name, params, tmp_path / "models/cae_seeds") for name in params["compare"]["methods"]}
+    specs = plan_runs(params["compare"]["methods"], [0, 1, 2], K, [], [0], sweep_methods=["cae_kmeans"])
+    shas = compare.cae_shas(range(3), tmp_path / "models/cae_seeds")
+    local = execute_runs(specs, methods, image_set, tmp_path / "local", FINGERPRINTS, shas)
+    pooled = execute_runs(specs, methods, image_set, tmp_path / "pooled", FINGERPRINTS, shas,
+                          compare.WorkerPool(params, workers=2))
+    assert [r["key"] for r in pooled] == [r["key"] for r in local]  # in plan order, whatever finished first
+    assert [r["assignments"] for r in pooled] == [r["assignments"] for r in local]
+    assert len(list((tmp_path / "pooled").glob("*.json"))) == len(specs)

@@ -40,21 +40,29 @@ def synthetic_image_set(seed: int = 0) -> ImageSet:
     return ImageSet(images=torch.from_numpy(images), labels=labels)
 
 
+CAE_SEEDS = range(5)
+
+
 def write_inputs(root: Path, seed: int = 0) -> None:
-    """data/final/images.npy, data/final/labels.csv and models/cae.pt (a small untrained CAE) under `root`."""
+    """data/final/images.npy, data/final/labels.csv, models/cae.pt and models/cae_seeds/seed-<s>.pt for s in
+    CAE_SEEDS (small untrained CAEs, each initialised with its own seed) under `root`."""
     images, labels = synthetic_arrays(seed)
     (root / "data/final").mkdir(parents=True, exist_ok=True)
     np.save(root / "data/final/images.npy", images)
     labels.to_csv(root / "data/final/labels.csv", index=False)
     torch.manual_seed(seed)
     save_cae(build_cae(SIDE, 3, filters=(4, 8, 8), kernels=(3, 3, 3), embedding=4), root / "models/cae.pt")
+    for cae_seed in CAE_SEEDS:
+        torch.manual_seed(cae_seed)
+        save_cae(build_cae(SIDE, 3, filters=(4, 8, 8), kernels=(3, 3, 3), embedding=4),
+                 root / f"models/cae_seeds/seed-{cae_seed}.pt")
 
 
 def small_params(**compare_overrides) -> dict:
     """A params dict shaped like params.yaml, sized to run in about a second. (batch 7 does not divide N = 40:
     model/dcec.py batch_indices yields an empty batch, hence a NaN loss, when N % batch_size == 0.)"""
     compare = {"methods": ["kmeans_pixels", "pca_kmeans", "cae_kmeans", "dcec"], "seeds": [0, 1],
-               "pca_components": 5, "sweep_ks": [2, 3], "sweep_seeds": [0]}
+               "pca_components": 5, "sweep_ks": [2, 3], "sweep_seeds": [0], "workers": 1}
     compare.update(compare_overrides)
     return {"base": {"seed": 0},
             "model": {"k": K, "embedding": 4, "filters": [4, 8, 8], "kernels": [3, 3, 3], "activation": "elu",
@@ -64,7 +72,10 @@ def small_params(**compare_overrides) -> dict:
                         "kl_weight": 0.9, "recon_weight": 0.1, "kmeans_n_init": 2},
             "compare": compare,
             "evaluate": {"tsne_perplexity": 30, "collage_per_cluster": 3},
-            "report": {"paper_values": True}}
+            "report": {"paper_values": True},
+            "scrape": {"site": "demo", "base_url": "https://www.christies.com"}, "demo": {"seed": 7},
+            "pretrain": {"epochs": 2, "batch_size": 16, "lr": 0.001},
+            "deepcluster": {"sobel": True, "epochs": 2}}
 
 
 def write_params(root: Path, params: dict) -> None:

@@ -16,7 +16,7 @@ CORE_METHODS = ["kmeans_pixels", "pca_kmeans", "cae_kmeans", "dcec"]
 def cae_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("methods")
     write_inputs(root)
-    return root / "models/cae.pt"
+    return root / "models/cae_seeds"
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,19 @@ def test_unknown_method_names_the_known_ones():
     with pytest.raises(KeyError, match="kmeans_pixels"):
         get_method("no_such_method", small_params())
     assert set(CORE_METHODS) <= set(METHODS)
+
+
+def test_cae_methods_start_from_the_cae_of_the_runs_seed(cae_path, image_set):
+    method = get_method("cae_kmeans", small_params(), cae_path)
+    assert not np.allclose(method.embed(image_set, 0), method.embed(image_set, 1))  # two CAEs, two embeddings
+    dcec = get_method("dcec", small_params(), cae_path).fit(image_set, K, 1)
+    assert dcec.extra["n_iter"] >= 1 and 0 <= dcec.extra["last_delta_label"] <= 1
+
+
+def test_the_no_kl_control_is_dcec_without_the_clustering_loss(cae_path):
+    control = get_method("dcec_no_kl", small_params(), cae_path)
+    assert control.name == "dcec_no_kl" and control.uses_cae
+    assert control.settings["kl_weight"] == 0.0 and control.settings["tol"] == 0.0
+    dcec = get_method("dcec", small_params(), cae_path)
+    assert {k: v for k, v in control.settings.items() if k not in ("kl_weight", "tol")} == \
+        {k: v for k, v in dcec.settings.items() if k not in ("kl_weight", "tol")}

@@ -66,3 +66,27 @@ def test_internal_metrics_match_sklearn_and_subsample_is_seeded():
 def test_internal_metrics_nan_for_one_cluster():
     scores = internal_metrics(np.random.default_rng(0).normal(size=(10, 2)), np.zeros(10, dtype=int))
     assert math.isnan(scores["silhouette"]) and math.isnan(scores["calinski_harabasz"])
+
+
+def test_paired_difference_matches_a_hand_computed_t_interval():
+    from model.metrics import paired_difference
+
+    ours = {0: 0.70, 1: 0.72, 2: 0.69, 3: 0.71, 4: 0.73}
+    theirs = {0: 0.65, 1: 0.66, 2: 0.66, 3: 0.64, 4: 0.67}  # differences 0.05 0.06 0.03 0.07 0.06
+    result = paired_difference(ours, theirs)
+    diffs = np.array([0.05, 0.06, 0.03, 0.07, 0.06])
+    half = 2.7764451051977987 * diffs.std(ddof=1) / np.sqrt(5)  # t(0.975, 4)
+    assert result["n"] == 5 and result["diff_mean"] == pytest.approx(diffs.mean())
+    assert result["ci_low"] == pytest.approx(diffs.mean() - half) and result["ci_high"] == pytest.approx(diffs.mean() + half)
+    assert result["verdict"] == "better"
+    assert paired_difference(theirs, ours)["verdict"] == "worse"
+
+
+def test_paired_difference_says_no_detectable_difference_when_the_interval_holds_zero():
+    from model.metrics import paired_difference
+
+    mixed = paired_difference({0: 0.7, 1: 0.6, 2: 0.72}, {0: 0.65, 1: 0.66, 2: 0.69})
+    assert mixed["ci_low"] < 0 < mixed["ci_high"] and mixed["verdict"] == "no detectable difference"
+    one = paired_difference({0: 0.9, 1: float("nan")}, {0: 0.1, 1: 0.2, 2: 0.3})  # only seed 0 is paired
+    assert one["n"] == 1 and one["ci_low"] is None and one["verdict"] == "no detectable difference"
+    assert paired_difference({}, {})["n"] == 0

@@ -19,7 +19,8 @@ def tiny_params(epochs=2):
             "model": {"k": 2, "embedding": 4, "filters": [4, 8, 8], "kernels": [5, 5, 3], "activation": "elu",
                       "device": "cpu", "compile": False, "mixed_precision": "off", "keep_freed_memory": False,
                       "eval_batch_size": 64},
-            "pretrain": {"epochs": epochs, "batch_size": 16, "lr": 0.001}}
+            "pretrain": {"epochs": epochs, "batch_size": 16, "lr": 0.001},
+            "compare": {"seeds": [3], "sweep_seeds": [3]}}  # the base seed only: nothing trained twice
 
 
 @pytest.fixture()
@@ -30,8 +31,14 @@ def workspace(tmp_path):
 
 
 def paths(root):
+    """run_pretrain's path arguments under `root`."""
     return dict(images_path=root / "images.npy", output=root / "models" / "cae.pt",
-                checkpoint=root / "models" / "checkpoints" / "pretrain_last.pt", live_dir=root / "reports" / "pretrain")
+                checkpoint_dir=root / "models" / "checkpoints", live_dir=root / "reports" / "pretrain",
+                seeds_dir=root / "models" / "cae_seeds")
+
+
+def checkpoint_of(root):
+    return root / "models" / "checkpoints" / "pretrain_last.pt"
 
 
 def interrupt_after_epoch(monkeypatch, last_epoch):
@@ -60,7 +67,7 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run(tmp_path, monke
         interrupt_after_epoch(patch, last_epoch=1)
         with pytest.raises(Interrupted):
             pretrain.run_pretrain(params=tiny_params(), **paths(resumed))
-    checkpoint = torch.load(paths(resumed)["checkpoint"], weights_only=True)
+    checkpoint = torch.load(checkpoint_of(resumed), weights_only=True)
     assert checkpoint["epoch"] == 1 and not paths(resumed)["output"].exists()
 
     seen = []
@@ -71,7 +78,7 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run(tmp_path, monke
 
     a, b = load_cae(paths(straight)["output"]), load_cae(paths(resumed)["output"])
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    assert not paths(resumed)["checkpoint"].exists()  # removed once finished
+    assert not checkpoint_of(resumed).exists()  # removed once finished
     steps = (paths(resumed)["live_dir"] / "plots" / "metrics" / "loss.tsv").read_text().split("\n")[1:]
     straight_steps = (paths(straight)["live_dir"] / "plots" / "metrics" / "loss.tsv").read_text().split("\n")[1:]
     assert [s.split("\t")[0] for s in steps if s] == ["0", "1"]  # dvclive resumed, one row per epoch
@@ -106,7 +113,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(workspace, monkeypatch):
     monkeypatch.setattr(pretrain.F, "mse_loss", mse_going_bad)
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 0.*checkpoint \(epoch 1\)"):
         pretrain.run_pretrain(params=tiny_params(epochs=3), **paths(workspace))
-    checkpoint = torch.load(paths(workspace)["checkpoint"], weights_only=True)
+    checkpoint = torch.load(checkpoint_of(workspace), weights_only=True)
     assert checkpoint["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
     assert not paths(workspace)["output"].exists()
@@ -130,3 +137,23 @@ def test_train_cae_reduces_the_loss_and_is_deterministic():
     pretrain.train_cae(twin, images, config, torch.device("cpu"))
     assert records[-1]["loss"] < records[0]["loss"]
     assert all(torch.equal(x, y) for x, y in zip(cae.state_dict().values(), twin.state_dict().values()))
+
+
+def test_each_comparison_seed_gets_its_own_cae_and_a_rerun_trains_nothing(workspace, monkeypatch):
+    params = tiny_params()
+    params["compare"] = {"seeds": [3, 5], "sweep_seeds": [6]}
+    pretrain.run_pretrain(params=params, **paths(workspace))
+    seeds_dir = paths(workspace)["seeds_dir"]
+    assert sorted(p.name for p in seeds_dir.iterdir()) == ["seed-3.pt", "seed-5.pt", "seed-6.pt"]
+    assert (seeds_dir / "seed-3.pt").read_bytes() == paths(workspace)["output"].read_bytes()  # the base seed's
+    first_layer = {s: next(iter(load_cae(seeds_dir / f"seed-{s}.pt").state_dict().values())) for s in (3, 5, 6)}
+    assert not torch.equal(first_layer[5], first_layer[6])  # seeded apart
+
+    trained = []
+    real = pretrain.train_cae
+    monkeypatch.setattr(pretrain, "train_cae", lambda *a: trained.append(a[2].seed) or real(*a))
+    pretrain.run_pretrain(params=params, **paths(workspace))
+    assert trained == []  # every file's fingerprint matched
+    params["pretrain"]["lr"] = 0.002
+    pretrain.run_pretrain(params=params, **paths(workspace))
+    assert trained == [3, 5, 6]  # a changed setting retrains every seed (the base seed's file is a copy)

@@ -21,9 +21,20 @@ def fake_summary(dcec_nmi: float, pixels_nmi: float) -> dict:
         return {"acc": cell(0.4321), "nmi_arithmetic": cell(nmi), "nmi_geometric": cell(nmi + 0.01),
                 "ari": cell(0.1111), "purity": cell(0.5555), "silhouette": cell(0.2), "calinski_harabasz": cell(50.0)}
 
+    def compared(diff, low, high, verdict):
+        cell = {"diff_mean": diff, "ci_low": low, "ci_high": high, "n": 3, "verdict": verdict}
+        return {key: cell for key in ("acc", "nmi_arithmetic", "nmi_geometric", "ari", "purity")}
+
     return {"k": 4, "seeds": [0, 1, 2], "n_seeds": 3, "n": 40,
             "methods": {"kmeans_pixels": scores(pixels_nmi), "pca_kmeans": scores(0.3),
-                        "cae_kmeans": scores(0.35), "dcec": scores(dcec_nmi)}}
+                        "cae_kmeans": scores(0.35), "dcec": scores(dcec_nmi)},
+            "comparisons": {"kmeans_pixels": compared(dcec_nmi - pixels_nmi, 0.2, 0.27, "better"),
+                            "pca_kmeans": compared(0.1, 0.05, 0.15, "better"),
+                            "cae_kmeans": compared(0.01, -0.02, 0.04, "no detectable difference")},
+            "convergence": {"dcec": {"runs": 3, "converged": 1, "n_iter": [8, 4, 8],
+                                     "last_delta_label": [0.05, 0.0, 0.025]}},
+            "tol_note": "cluster.tol 0.001 < 1/N = 0.025: a run converges only when no label at all changed; "
+                        "below 1/N"}
 
 
 def fake_sweep() -> pd.DataFrame:
@@ -65,7 +76,6 @@ def test_report_has_all_three_tables_with_the_input_numbers(outputs):
     assert "0.432 ± 0.010" in text and "0.457 ± 0.010" in text and "0.467 ± 0.010" in text
     assert "NMI (arithmetic)" in text and "NMI (geometric)" in text and "3 seeds (0, 1, 2)" in text
     assert "0.6789" in text  # the cluster stage's run
-    assert "**yes**" in text
     for name in FIGURE_NAMES.values():
         assert f"(figures/{name})" in text
     assert "not comparable across methods" in text
@@ -89,12 +99,30 @@ def test_table2_rows_follow_the_sweep():
     assert lines == ["| 2 | 0.1234 | 0.5000 (300) | 0.7123 | 1.0000 (9000) |"]
 
 
-def test_nmi_verdict_is_computed_not_assumed():
-    assert "**no**" in report.nmi_verdict(fake_summary(dcec_nmi=0.1, pixels_nmi=0.3))
-    assert "**yes**" in report.nmi_verdict(fake_summary(dcec_nmi=0.3, pixels_nmi=0.1))
-    missing = fake_summary(0.3, 0.1)
-    del missing["methods"]["kmeans_pixels"]
-    assert "not computed" in report.nmi_verdict(missing)
+def test_comparisons_are_reported_with_intervals_and_verdicts(outputs):
+    report.main()
+    text = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    assert "## DCEC against each method, paired by seed" in text
+    assert "[+0.200, +0.270] better" in text  # the pixels row
+    assert "no detectable difference from CAE + k-means" in text and "better than k-means (raw pixels)" in text
+    assert "**yes**" not in text  # no bare mean-versus-mean verdict
+    assert "1 of 3 runs converged" in text and "below 1/N" in text
+
+
+def test_provenance_says_demo_and_whether_params_match_the_tuned_choice(outputs):
+    tuning = {"catalogue": {"demo_seed": 1007, "n_images": 300, "n_artists": 10}, "criterion": "NMI",
+              "chosen": {"dcec": {"pretrain.epochs": 2, "cluster.weights": [0.9, 0.1]},
+                         "deepcluster": {"deepcluster.sobel": True, "deepcluster.epochs": 2}}, "git_sha": "abc"}
+    write_json(outputs / "reports/tuning/tuning.json", tuning)
+    report.main()
+    text = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    assert "synthetic embedded demo catalogue" in text and "demo.seed 1007" in text
+    assert "params.yaml holds exactly that choice" in text
+    tuning["chosen"]["dcec"]["pretrain.epochs"] = 200
+    write_json(outputs / "reports/tuning/tuning.json", tuning)
+    report.main()
+    text = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    assert "differs from that choice in pretrain.epochs" in text and "NOT from the tuned settings" in text
 
 
 def test_missing_figure_is_an_error(outputs):

@@ -52,8 +52,10 @@ def test_quick_verify_writes_json_and_markdown(tmp_path, capsys):
     fake_fashion_mnist(tmp_path)
     out = tmp_path / "out"
     main(["--quick", "--seeds", "2", "--data-dir", str(tmp_path), "--out", str(out), "--device", "cpu",
-          "--pretrain-epochs", "1", "--maxiter", "3"])
+          "--pretrain-epochs", "1", "--maxiter", "3", "--work-dir", str(tmp_path / "work")])
     document = json.loads((out / "fashion-mnist.json").read_text())
+    assert document["git_sha"] is None or len(document["git_sha"]) == 40
+    assert document["comparisons"]["cae_kmeans"]["acc"]["n"] == 2
     assert document["mode"] == "quick" and document["n_images"] == 40 and document["seeds"] == [0, 1]
     for method in ("kmeans_pixels", "cae_kmeans", "dcec"):
         for key in ("acc", "nmi", "ari"):
@@ -62,3 +64,33 @@ def test_quick_verify_writes_json_and_markdown(tmp_path, capsys):
     assert document["methods"]["kmeans_pixels"]["acc"]["mean"] == 1.0  # classes differ by brightness
     table = (out / "fashion-mnist.md").read_text()
     assert "| DCEC (ours) |" in table and "0.47" in table and "DEC-keras" in table
+
+
+def test_a_rerun_resumes_finished_seeds_and_redoes_a_changed_protocol(tmp_path, monkeypatch):
+    import model.verify as verify
+
+    fake_fashion_mnist(tmp_path)
+    args = ["--quick", "--seeds", "2", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"),
+            "--device", "cpu", "--pretrain-epochs", "1", "--maxiter", "3", "--work-dir", str(tmp_path / "work")]
+    main(args)
+    first = json.loads((tmp_path / "out/fashion-mnist.json").read_text())
+    ran = []
+    real = verify.run_seed
+    monkeypatch.setattr(verify, "run_seed", lambda *a, **k: ran.append(a[3]) or real(*a, **k))
+    main(args)  # as after an interruption once both seeds had finished: nothing is recomputed
+    assert ran == []
+    assert json.loads((tmp_path / "out/fashion-mnist.json").read_text())["methods"]["dcec"]["acc"] == \
+        first["methods"]["dcec"]["acc"]
+    main(args[:-4] + ["--maxiter", "4", "--work-dir", str(tmp_path / "work")])
+    assert ran == [0, 1]  # another protocol: both seeds again
+
+
+def test_seeds_run_apart_are_reported_once_all_have_finished(tmp_path):
+    fake_fashion_mnist(tmp_path)
+    args = ["--quick", "--seeds", "2", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--device", "cpu",
+            "--pretrain-epochs", "1", "--maxiter", "3", "--work-dir", str(tmp_path / "work")]
+    main(args + ["--only", "1"])
+    assert (tmp_path / "out/fashion-mnist/seed-1.json").is_file()
+    assert not (tmp_path / "out/fashion-mnist.json").exists()  # seed 0 is still missing
+    main(args + ["--only", "0"])
+    assert json.loads((tmp_path / "out/fashion-mnist.json").read_text())["seeds"] == [0, 1]
