@@ -15,7 +15,8 @@ n_images, pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table b
 
 Resumable (a full seed is about an hour on 2 CPU cores): each finished seed is kept beside the report in
 `<out>/<report name>/seed-<s>.json` (committed, so another session resumes too) and pretraining checkpoints
-every epoch to `<work>/<mode>/pretrain-seed-<s>.pt`, both checked against the protocol; a re-run after an
+every epoch to `<work>/<mode>/pretrain-seed-<s>.pt`, both checked against the protocol (a finished seed also
+against the training code: sha1 of the modules in TRAINING_CODE); a re-run after an
 interruption skips finished seeds and continues the pretraining from its last epoch. `--only S ...` runs a
 subset of the seeds (one process per seed, side by side); the report is written when all have finished.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import platform
 import struct
 import sys
@@ -84,6 +86,8 @@ PUBLISHED = [
 ]
 METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means", "dcec": "DCEC"}
 OUTPUT_STEMS = {"quick": "fashion-mnist", "full": "fashion-mnist-full"}
+TRAINING_CODE = [Path(__file__).with_name(name) for name in ("nets.py", "dcec.py", "pretrain.py", "data.py",
+                                                             "metrics.py", "runtime.py")]
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -163,7 +167,7 @@ def seed_results(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, s
     with the report, so a later session resumes too) and reused when its protocol matches; pretraining
     checkpoints go to `work_dir`."""
     key = {"protocol": protocol.__dict__ | {"splits": list(protocol.splits)}, "n_images": int(images.shape[0]),
-           "mixed_precision": mixed_precision, "device": device.type}
+           "mixed_precision": mixed_precision, "device": device.type, "code": training_code_sha1()}
     results_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     per_seed = {}
@@ -183,6 +187,14 @@ def seed_results(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, s
         checkpoint.unlink(missing_ok=True)
         per_seed[seed] = results
     return per_seed
+
+
+def training_code_sha1() -> str:
+    """sha1 over the modules that decide a seed's numbers: a finished seed is reused only with the same code."""
+    digest = hashlib.sha1()
+    for path in TRAINING_CODE:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def finished_seeds(results_dir: Path, seeds: list[int]) -> dict[int, dict[str, dict]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import load_params, write_json
 from scraper.crawl_check import image_crawl_errors, read_jsonl_unique
-from scraper.scrape_stage import check_section, demo_site
+from scraper.scrape_stage import check_contact, check_section, demo_site
 from scraper.spiders.christies_images import read_image_list
 from scraper.stage import DEMO_CRAWL_SETTINGS, read_stats, run_scrapy, scrapy_command, write_jsonl
 
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(path=args.params)
     scrape, demo = params["scrape"], params["demo"]
     check_section(scrape, FETCH_KEYS, "scrape", args.params)
+    check_contact(scrape, args.params)
     raw_dir = args.raw_dir.resolve()
     images_dir = raw_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)

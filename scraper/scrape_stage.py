@@ -29,12 +29,25 @@ from scraper.stage import DEMO_CRAWL_SETTINGS, count_lines, read_stats, run_scra
 logger = logging.getLogger("scraper.scrape_stage")
 
 SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items")
+# params.yaml's shipped contact: the project's own issue tracker, not the person who runs the crawl.
+PLACEHOLDER_CONTACT = "https://github.com/christies-dcec/christies-dcec/issues"
 
 
 def check_section(section: Mapping[str, Any], keys: tuple[str, ...], name: str, params_path: Path) -> None:
     missing = [key for key in keys if key not in section]
     if missing:
         raise KeyError(f"{params_path}: section {name!r} lacks {', '.join(missing)}")
+
+
+def check_contact(scrape: Mapping[str, Any], params_path: Path) -> None:
+    """A live crawl names who runs it: refuse the shipped placeholder (or nothing) in scrape.contact."""
+    contact = str(scrape.get("contact") or "").strip()
+    if scrape.get("site") == "live" and contact in ("", PLACEHOLDER_CONTACT):
+        raise SystemExit(
+            f"{params_path}: scrape.contact is {'empty' if not contact else 'still the placeholder ' + contact}. "
+            "A live crawl puts it into the User-Agent so that Christie's can reach whoever runs the crawl: set it "
+            "to your e-mail address or a web page about your project, e.g. "
+            "`dvc exp run -S 'scrape.contact=mailto:you@example.org'` or edit params.yaml.")
 
 
 def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: str, job: Path,
@@ -122,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(path=args.params)
     scrape, demo = params["scrape"], params["demo"]
     check_section(scrape, SCRAPE_KEYS, "scrape", args.params)
+    check_contact(scrape, args.params)
     raw_dir, crawls_dir = args.raw_dir.resolve(), args.crawls_dir.resolve()
     raw_dir.mkdir(parents=True, exist_ok=True)
     site_kind = scrape["site"]

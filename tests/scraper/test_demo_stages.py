@@ -113,3 +113,15 @@ def test_demo_crawl_exits_non_zero_when_every_answer_is_an_error(tmp_path, catal
     failures = [json.loads(line) for line in (tmp_path / "job" / "failures.jsonl").read_text().splitlines()]
     assert [(f["kind"], f["reason"], f["has_fallback"]) for f in failures] == [
         ("calendar", "HTTP 503", True), ("calendar", "HTTP 503", False)]
+
+
+@pytest.mark.parametrize("stage", ["scrape", "fetch"])
+def test_live_crawl_refuses_the_placeholder_contact_before_any_request(tmp_path, stage):
+    params = yaml.safe_load(open("params.yaml", encoding="utf-8"))
+    params["scrape"]["site"] = "live"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    main = scrape_stage.main if stage == "scrape" else fetch_stage.main
+    with pytest.raises(SystemExit, match=r"scrape.contact is still the placeholder.*your e-mail address"):
+        main(["--params", str(path), "--raw-dir", str(tmp_path / "raw"), "--crawls-dir", str(tmp_path / "crawls")])
+    assert not (tmp_path / "crawls").exists()
