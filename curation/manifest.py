@@ -6,6 +6,12 @@ never a DVC output) is created when absent, extended (after a backup to `data/re
 sample holds lots it lacks, and otherwise left byte-for-byte alone. A malformed curator file stops the
 stage before anything is written.
 
+The curator's file knows its crawl: every row carries `crawl` (`crawl_id`: site, catalogue and date range).
+When the crawl changes (demo → live, another date range or demo catalogue), the old file is archived to
+`data/review/history/` with a one-line message, and a new one is started that carries over the decision and
+note of every lot_key present in both. A file without the column (made before it existed) belongs to the
+crawl that holds most of its lot_keys. Within the current crawl, a mangled lot_key stays an error.
+
 Image facts (size, colour spread, perceptual hash) and thumbnails are cached by file content in
 `data/interim/image_facts/` (a persistent output: DVC keeps it between runs), so an image is decoded once:
 byte-identical files share one entry, and a re-run after the sample grows decodes only the new images.
@@ -13,14 +19,16 @@ byte-identical files share one entry, and a re-run after the sample grows decode
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import imagehash
 import numpy as np
@@ -28,7 +36,7 @@ import pandas as pd
 
 from common import atomic_path, atomic_write, file_sha1, load_params, progress, safe_join
 from curation import imaging, text
-from curation.review_csv import HISTORY_COLUMN, ROW, read_curator_manifest, write_review_csv
+from curation.review_csv import HISTORY_COLUMN, ROW, read_curator_manifest, read_review_csv, write_review_csv
 
 log = logging.getLogger("curation.manifest")
 
@@ -46,7 +54,8 @@ CURATOR_MANIFEST = REVIEW_DIR / "manifest.csv"
 
 THUMB_JPEG_QUALITY = 85
 AUTO_COLUMNS = ("image_path", "thumb_path", "flags", "flag_reasons", "suggested_decision")
-CURATOR_COLUMNS = (HISTORY_COLUMN, "decision", "note")
+CRAWL_COLUMN = "crawl"
+CURATOR_COLUMNS = (HISTORY_COLUMN, "decision", "note", CRAWL_COLUMN)
 FLAG_SEPARATOR = ";"
 REASON_SEPARATOR = "; "
 
@@ -235,12 +244,34 @@ def build_auto_manifest(sample: pd.DataFrame, fetch: Mapping[str, dict[str, Any]
     )
 
 
-def new_curator_manifest(auto: pd.DataFrame) -> pd.DataFrame:
+def crawl_id(scrape: Mapping[str, Any], demo: Mapping[str, Any]) -> str:
+    """Which crawl a curator file belongs to: the site (the demo catalogue by a digest of its settings, or the
+    live site's host), the categories and the months crawled."""
+    months = f"{scrape['start']}..{scrape['end']}"
+    categories = "+".join(map(str, scrape["categories"]))
+    if scrape["site"] == "demo":
+        digest = hashlib.sha1(json.dumps(dict(demo), sort_keys=True).encode()).hexdigest()[:8]
+        return f"demo seed {demo['seed']} ({digest}) {categories} {months}"
+    return f"live {urlsplit(str(scrape['base_url'])).netloc} {categories} {months}"
+
+
+def file_crawl(frame: pd.DataFrame, known_keys: Collection[str]) -> str | None:
+    """The crawl a curator file says it belongs to; None for the current one when it has no `crawl` column
+    (older files) and most of its lot_keys are crawled lots, "an earlier crawl" when they are not."""
+    if CRAWL_COLUMN in frame and (frame[CRAWL_COLUMN] != "").any():
+        values = frame.loc[frame[CRAWL_COLUMN] != "", CRAWL_COLUMN]
+        return str(values.mode().iloc[0])
+    known = frame["lot_key"].isin(list(known_keys)).mean() if len(frame) else 1.0
+    return None if known > 0.5 else "an earlier crawl"
+
+
+def new_curator_manifest(auto: pd.DataFrame, crawl: str) -> pd.DataFrame:
     """The curator's file for a first review: every row in the sample, decisions as suggested."""
-    return auto.assign(**{HISTORY_COLUMN: "yes", "decision": auto["suggested_decision"], "note": ""})
+    return auto.assign(**{HISTORY_COLUMN: "yes", "decision": auto["suggested_decision"], "note": "",
+                          CRAWL_COLUMN: crawl})
 
 
-def merge_curator_manifest(existing: pd.DataFrame, auto: pd.DataFrame) -> pd.DataFrame:
+def merge_curator_manifest(existing: pd.DataFrame, auto: pd.DataFrame, crawl: str) -> pd.DataFrame:
     """Extend the curator's file to a new sample, keeping every decision and note.
 
     Rows in the sample come first, in sample order, with fresh automatic columns; a lot already reviewed keeps
@@ -257,13 +288,14 @@ def merge_curator_manifest(existing: pd.DataFrame, auto: pd.DataFrame) -> pd.Dat
         if key in previous.index:
             old = previous.loc[key]
             rows.append({**record, HISTORY_COLUMN: "yes", "decision": old["decision"], "note": old.get("note", ""),
-                         **{c: old[c] for c in extra_columns}})
+                         CRAWL_COLUMN: crawl, **{c: old[c] for c in extra_columns}})
         else:
-            rows.append({**record, HISTORY_COLUMN: "yes", "decision": record["suggested_decision"], "note": ""})
+            rows.append({**record, HISTORY_COLUMN: "yes", "decision": record["suggested_decision"], "note": "",
+                         CRAWL_COLUMN: crawl})
     sampled = set(auto["lot_key"])
     for record in existing.to_dict("records"):
         if record["lot_key"] not in sampled:
-            rows.append({**{c: record.get(c, "") for c in columns}, HISTORY_COLUMN: "no"})
+            rows.append({**{c: record.get(c, "") for c in columns}, HISTORY_COLUMN: "no", CRAWL_COLUMN: crawl})
     return pd.DataFrame(rows, columns=columns).fillna("")
 
 
@@ -278,29 +310,55 @@ def backup_name(history_dir: Path, now: datetime) -> Path:
     return candidate
 
 
-def update_curator_manifest(path: Path, existing: pd.DataFrame | None, auto: pd.DataFrame, history_dir: Path, now: datetime) -> str:
+def save_backup(path: Path, history_dir: Path, now: datetime) -> Path:
+    backup = backup_name(history_dir, now)
+    with atomic_write(backup, "wb") as fh:
+        fh.write(path.read_bytes())
+    return backup
+
+
+def update_curator_manifest(path: Path, existing: pd.DataFrame | None, auto: pd.DataFrame, history_dir: Path,
+                            now: datetime, crawl: str) -> str:
     """Create, extend (after a backup) or leave alone the curator's file; returns what was done."""
     if existing is None:
-        write_review_csv(path, new_curator_manifest(auto))
+        write_review_csv(path, new_curator_manifest(auto, crawl))
         return f"created {path} ({len(auto)} rows)"
     new_keys = set(auto["lot_key"]) - set(existing["lot_key"])
     if not new_keys:
         return f"{path} unchanged (no newly sampled lots)"
-    backup = backup_name(history_dir, now)
-    with atomic_write(backup, "wb") as fh:
-        fh.write(path.read_bytes())
-    write_review_csv(path, merge_curator_manifest(existing, auto))
+    backup = save_backup(path, history_dir, now)
+    write_review_csv(path, merge_curator_manifest(existing, auto, crawl))
     return f"extended {path} with {len(new_keys)} new lots (previous version saved as {backup})"
+
+
+def start_for_new_crawl(path: Path, old: pd.DataFrame, old_crawl: str, auto: pd.DataFrame, known_keys: Collection[str],
+                        history_dir: Path, now: datetime, crawl: str) -> str:
+    """Archive a curator file of another crawl and start the current crawl's, carrying over the decision and
+    note of every lot_key that is also a lot of this crawl; returns the one-line message."""
+    backup = save_backup(path, history_dir, now)
+    carried = old[old["lot_key"].isin(list(known_keys))].drop_duplicates("lot_key")
+    merged = merge_curator_manifest(carried, auto, crawl) if len(carried) else new_curator_manifest(auto, crawl)
+    write_review_csv(path, merged)
+    return (f"{path} belonged to {old_crawl}, not to the current crawl ({crawl}): archived as {backup}; a new file "
+            f"was started with {len(auto)} rows, decisions and notes carried over for {len(carried)} lots in both")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    review = load_params("review")
+    params = load_params()
+    review = params["review"]
     sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
     # Keys of every crawled lot: rows sampled earlier stay valid, an edited or Excel-mangled key does not
     # (it would otherwise look like a newly sampled lot and the file would be rewritten around it).
     known_keys = set(pd.read_parquet(LOTS, columns=["lot_key"])["lot_key"])
-    existing = read_curator_manifest(CURATOR_MANIFEST, known_keys=known_keys) if CURATOR_MANIFEST.exists() else None
+    crawl = crawl_id(params["scrape"], params["demo"])
+    existing, other_crawl = None, None
+    if CURATOR_MANIFEST.exists():
+        unchecked = read_review_csv(CURATOR_MANIFEST, required_columns=("lot_key", "decision"))
+        other_crawl = file_crawl(unchecked, known_keys)
+        if other_crawl == crawl:
+            other_crawl = None
+        existing = unchecked if other_crawl else read_curator_manifest(CURATOR_MANIFEST, known_keys=known_keys)
     fetch = read_fetch_log(IMAGES_JSONL)
     THUMBS_DIR.mkdir(parents=True, exist_ok=True)
     FACTS_CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -310,7 +368,12 @@ def main() -> None:
     write_review_csv(MANIFEST_AUTO, auto)
     flagged = int((auto["suggested_decision"] == "drop").sum())
     log.info("%d rows -> %s (%d flagged)", len(auto), MANIFEST_AUTO, flagged)
-    log.info(update_curator_manifest(CURATOR_MANIFEST, existing, auto, HISTORY_DIR, datetime.now(timezone.utc)))
+    now = datetime.now(timezone.utc)
+    if other_crawl:
+        log.warning(start_for_new_crawl(CURATOR_MANIFEST, existing, other_crawl, auto, known_keys, HISTORY_DIR, now,
+                                        crawl))
+    else:
+        log.info(update_curator_manifest(CURATOR_MANIFEST, existing, auto, HISTORY_DIR, now, crawl))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ PARAMS = {
         "drop_flags": ["no_image", "unreadable", "tiny", "likely_sculpture", "likely_sketch", "near_duplicate"],
     },
     "images": {"size": 16, "method": "shortest-side-then-centre-crop", "draft": True, "workers": 1},
+    "scrape": {"site": "demo", "base_url": "https://www.christies.com", "categories": ["category_7"],
+               "start": "2019-01", "end": "2019-04"},
+    "demo": {"seed": 7, "months": 4},
 }
 
 

@@ -213,3 +213,62 @@ def test_near_duplicates_name_the_earliest_match():
     hashes = [0b1111, 0b1110, None, 0b1111 << 40, 0b0111]
     found = manifest.near_duplicates(hashes, ["k0", "k1", "k2", "k3", "k4"], max_distance=1)
     assert found == {1: "phash distance 1 to k0", 4: "phash distance 1 to k0"}
+
+
+def curator_file(repo):
+    return read_review_csv(repo / "data/review/manifest.csv", ["lot_key"]).set_index("lot_key")
+
+
+def test_the_curator_file_names_its_crawl(flagged_repo, params):
+    repo, _, _ = flagged_repo
+    manifest.main()
+    crawl = manifest.crawl_id(params["scrape"], params["demo"])
+    assert crawl.startswith("demo seed 7") and "2019-01..2019-04" in crawl
+    assert set(curator_file(repo)["crawl"]) == {crawl}
+
+
+def test_a_new_crawl_archives_the_old_file_and_carries_decisions_over(flagged_repo, params, caplog):
+    repo, rows, fetch = flagged_repo
+    manifest.main()
+    path = repo / "data/review/manifest.csv"
+    old = curator_file(repo)
+    old.loc["www-a-1", ["decision", "note"]] = ["drop", "a copy"]
+    write_review_csv(path, old.reset_index().drop(columns=["_sheet_row"]))
+    before = path.read_bytes()
+
+    params["scrape"].update(site="live", start="2019-02")  # another site and date range: another crawl
+    write_params(repo, params)
+    kept = [row for row in rows[:8] if row["lot_key"] in ("www-a-1", "www-a-2")]
+    new_rows = kept + [sample_row(f"www-b-{i}") for i in (1, 2)]
+    pd.DataFrame(new_rows, columns=SAMPLE_COLUMNS).to_csv(repo / "data/interim/sample.csv", index=False)
+    pd.DataFrame({"lot_key": [row["lot_key"] for row in new_rows]}).to_parquet(repo / "data/interim/lots.parquet")
+    manifest.main()
+
+    archived = list((repo / "data/review/history").glob("manifest.*.csv"))
+    assert len(archived) == 1 and archived[0].read_bytes() == before  # the old file, byte for byte
+    assert "belonged to demo seed 7" in caplog.text and "carried over for 2 lots" in caplog.text
+    new = curator_file(repo)
+    assert sorted(new.index) == ["www-a-1", "www-a-2", "www-b-1", "www-b-2"]
+    assert new.loc["www-a-1", "decision"] == "drop" and new.loc["www-a-1", "note"] == "a copy"
+    assert set(new["crawl"]) == {manifest.crawl_id(params["scrape"], params["demo"])}
+    apply_review.main()  # the new file is valid for the new crawl
+
+
+def test_a_file_from_before_the_crawl_column_is_archived_when_its_lots_are_not_crawled(flagged_repo):
+    repo, _, _ = flagged_repo
+    path = repo / "data/review/manifest.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("lot_key,decision,note\nwww-old-1,keep,\nwww-old-2,drop,fake\n", encoding="utf-8")
+    manifest.main()
+    assert len(list((repo / "data/review/history").glob("manifest.*.csv"))) == 1
+    assert "www-old-1" not in curator_file(repo).index
+
+
+def test_a_mangled_key_in_the_current_crawls_file_is_still_an_error(flagged_repo):
+    repo, _, _ = flagged_repo
+    manifest.main()
+    path = repo / "data/review/manifest.csv"
+    path.write_text(path.read_text(encoding="utf-8-sig").replace("www-a-3", "WWW-A-3"), encoding="utf-8")
+    with pytest.raises(ReviewCsvError, match=r"row 4, column lot_key: 'WWW-A-3' is not a crawled lot"):
+        manifest.main()
+    assert not (repo / "data/review/history").exists() or not list((repo / "data/review/history").iterdir())
