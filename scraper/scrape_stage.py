@@ -29,6 +29,8 @@ from scraper.stage import DEMO_CRAWL_SETTINGS, count_lines, read_stats, run_scra
 logger = logging.getLogger("scraper.scrape_stage")
 
 SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items")
+# The demo's origins as written into the crawl's outputs: those `python -m scraper.demo` serves by default.
+DEMO_PUBLIC_ORIGINS = {"www": "http://127.0.0.1:8800", "online": "http://127.0.0.1:8801"}
 # params.yaml's shipped contact: the project's own issue tracker, not the person who runs the crawl.
 PLACEHOLDER_CONTACT = "https://github.com/christies-dcec/christies-dcec/issues"
 
@@ -70,14 +72,34 @@ def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: st
     return settings
 
 
+def published(value: Any, origins: Mapping[str, str]) -> Any:
+    """`value` with every URL on a key of `origins` (a served origin) moved to its value (the published one),
+    through nested lists and dicts."""
+    if isinstance(value, str):
+        for served, public in origins.items():
+            if value.startswith(served) and value[len(served):len(served) + 1] in ("", "/", "?", "#"):
+                return public + value[len(served):]
+        return value
+    if isinstance(value, list):
+        return [published(item, origins) for item in value]
+    if isinstance(value, dict):
+        return {key: published(item, origins) for key, item in value.items()}
+    return value
+
+
 def lot_order(lot: Mapping[str, Any]) -> tuple[str, str, str]:
     """A stable order for lots.jsonl (crawl order varies with concurrency; DVC hashes the bytes)."""
     return str(lot.get("sale_date") or ""), str(lot.get("sale_id")), str(lot.get("lot_key"))
 
 
 def crawl_lots(scrape: Mapping[str, Any], base_url: str, online_base_url: str, raw_dir: Path, job: Path,
-               fast: bool) -> int:
-    """Run the `christies` spider into `job/`, then publish its outputs to `raw_dir`; return the exit status."""
+               fast: bool, origins: Mapping[str, str] | None = None) -> int:
+    """Run the `christies` spider into `job/`, then publish its outputs to `raw_dir`; return the exit status.
+
+    `origins` maps served origins to the ones written into the outputs (the demo: its random ports to the
+    fixed ones `python -m scraper.demo` serves, so a re-scrape is byte-identical and the links stay usable).
+    """
+    origins = origins or {}
     resume = (job / "jobdir").exists() and not fast
     if not resume:
         shutil.rmtree(job, ignore_errors=True)
@@ -109,9 +131,9 @@ def crawl_lots(scrape: Mapping[str, Any], base_url: str, online_base_url: str, r
             logger.error("crawl failed: %s", error)
         logger.error("outputs not written; the crawl state is kept in %s", job)
         return 1
-    write_jsonl(raw_dir / "lots.jsonl", sorted(lots, key=lot_order))
-    write_jsonl(raw_dir / "rejects.jsonl", read_jsonl(job / "rejects.jsonl"))
-    write_jsonl(raw_dir / "crawl_failures.jsonl", read_jsonl(job / "failures.jsonl"))
+    write_jsonl(raw_dir / "lots.jsonl", published(sorted(lots, key=lot_order), origins))
+    write_jsonl(raw_dir / "rejects.jsonl", published(read_jsonl(job / "rejects.jsonl"), origins))
+    write_jsonl(raw_dir / "crawl_failures.jsonl", published(read_jsonl(job / "failures.jsonl"), origins))
     shutil.rmtree(job, ignore_errors=True)
     logger.info("%d lots, %d rejects, %d failures", summary["lots"], summary["rejects"], summary["failures"])
     return 0
@@ -149,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         base_url = site.base_url if site is not None else scrape["base_url"]
         online_base_url = site.online_base_url if site is not None else scrape["online_base_url"]
         job = crawls_dir / f"scrape-{site_kind}-{scrape['start']}-{scrape['end']}"
-        return crawl_lots(scrape, base_url, online_base_url, raw_dir, job, fast=site is not None)
+        origins = {} if site is None else {site.base_url: DEMO_PUBLIC_ORIGINS["www"],
+                                           site.online_base_url: DEMO_PUBLIC_ORIGINS["online"]}
+        return crawl_lots(scrape, base_url, online_base_url, raw_dir, job, fast=site is not None, origins=origins)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import urllib.request
 from pathlib import Path
 
@@ -125,3 +126,27 @@ def test_live_crawl_refuses_the_placeholder_contact_before_any_request(tmp_path,
     with pytest.raises(SystemExit, match=r"scrape.contact is still the placeholder.*your e-mail address"):
         main(["--params", str(path), "--raw-dir", str(tmp_path / "raw"), "--crawls-dir", str(tmp_path / "crawls")])
     assert not (tmp_path / "crawls").exists()
+
+
+def test_a_forced_demo_rescrape_is_byte_identical_with_the_fixed_origin(tmp_path, demo_params):
+    params = write_params(tmp_path / "params.yaml", demo_params)
+    outputs = []
+    for run in ("first", "second"):  # each run serves the demo on new random ports
+        raw = tmp_path / run / "raw"
+        assert scrape_stage.main(["--params", str(params), "--raw-dir", str(raw),
+                                  "--crawls-dir", str(tmp_path / run / "crawls")]) == 0
+        outputs.append({name: (raw / name).read_bytes() for name in ("lots.jsonl", "rejects.jsonl",
+                                                                      "crawl_failures.jsonl")})
+    assert outputs[0] == outputs[1]
+    text = outputs[0]["lots.jsonl"].decode("utf-8")
+    ports = set(re.findall(r"http://127\.0\.0\.1:(\d+)", text))
+    assert ports <= {"8800", "8801"} and "8800" in ports  # the origins `python -m scraper.demo` serves
+
+
+def test_published_rewrites_served_origins_through_nested_records():
+    origins = {"http://127.0.0.1:40001": "http://127.0.0.1:8800"}
+    record = {"lot_url": "http://127.0.0.1:40001/en/lot/1", "n": 3, "images": ["http://127.0.0.1:40001/a.jpg"],
+              "other": "http://127.0.0.1:400012/x"}
+    assert scrape_stage.published(record, origins) == {
+        "lot_url": "http://127.0.0.1:8800/en/lot/1", "n": 3, "images": ["http://127.0.0.1:8800/a.jpg"],
+        "other": "http://127.0.0.1:400012/x"}  # another port that merely starts alike
