@@ -8,13 +8,20 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro repro-paper test venv browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
+.PHONY: repro repro-paper test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# After a change of pyproject.toml's dependencies: the exact versions of a fresh install, for everyone.
+constraints:
+	rm -rf /tmp/christies-dcec-constraints && $(PYTHON) -m venv /tmp/christies-dcec-constraints
+	/tmp/christies-dcec-constraints/bin/pip install --quiet -e '.[test]'
+	/tmp/christies-dcec-constraints/bin/pip freeze --exclude-editable | sed 's/+cpu$$//' > constraints.body
+	{ head -n 2 constraints.txt; cat constraints.body; } > constraints.new && rm constraints.body && mv constraints.new constraints.txt
 
 venv: $(STAMP)
 
@@ -33,7 +40,7 @@ browser:
 	fi
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q
 
 # Verification on Fashion-MNIST (Debian package dataset-fashion-mnist; needs root for apt-get).
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz

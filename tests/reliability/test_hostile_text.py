@@ -111,6 +111,7 @@ def without_csp(page: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.browser
 def test_contact_sheet_shows_hostile_text_and_runs_nothing_in_a_real_browser(hostile_review, tmp_path_factory):
     from selenium.common.exceptions import NoAlertPresentException  # noqa: PLC0415
 
