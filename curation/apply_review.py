@@ -21,6 +21,8 @@ from curation.review_csv import ROW, read_curator_manifest, read_review_csv
 
 log = logging.getLogger("curation.apply_review")
 
+# The params this stage reads: none (dvc.yaml declares none; tests/test_dvc_params.py).
+PARAMS: tuple[str, ...] = ()
 MANIFEST_AUTO = Path("data/interim/manifest_auto.csv")
 CURATOR_MANIFEST = Path("data/review/manifest.csv")
 REVIEWED_CSV = Path("data/interim/reviewed.csv")

@@ -20,6 +20,8 @@ from curation import text
 
 log = logging.getLogger("curation.clean")
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = ("clean.qualifiers", "clean.kind_keywords")
 LOTS_JSONL = Path("data/raw/lots.jsonl")
 LOTS_PARQUET = Path("data/interim/lots.parquet")
 
@@ -171,7 +173,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    clean_params = load_params("clean")
+    clean_params = load_params(keys=PARAMS)["clean"]
     records = list(iter_jsonl_records(LOTS_JSONL))
     if not records:
         raise LotsFormatError(f"{LOTS_JSONL}: no lot records")

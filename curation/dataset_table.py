@@ -17,6 +17,8 @@ from curation.eligibility import artist_life_dates
 
 log = logging.getLogger("curation.dataset_table")
 
+# The params this stage reads: none (dvc.yaml declares none; tests/test_dvc_params.py).
+PARAMS: tuple[str, ...] = ()
 LABELS_CSV = Path("data/final/labels.csv")
 LOTS_PARQUET = Path("data/interim/lots.parquet")
 TABLE_MD = Path("reports/dataset.md")

@@ -30,6 +30,8 @@ from curation import imaging
 
 log = logging.getLogger("curation.images")
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = ("images",)
 REVIEWED_CSV = Path("data/interim/reviewed.csv")
 IMAGES_DIR = Path("data/raw/images")
 IMAGES_NPY = Path("data/final/images.npy")
@@ -150,7 +152,7 @@ def label_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params("images")
+    params = load_params(keys=PARAMS)["images"]
     size, method, draft, workers = int(params["size"]), str(params["method"]), bool(params["draft"]), int(params["workers"])
     rows = ordered_rows(pd.read_csv(REVIEWED_CSV, dtype=str, keep_default_na=False))
     if rows.empty:

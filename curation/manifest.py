@@ -40,6 +40,8 @@ from curation.review_csv import HISTORY_COLUMN, ROW, read_curator_manifest, read
 
 log = logging.getLogger("curation.manifest")
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = ("review", "scrape.site", "scrape.base_url", "scrape.categories", "scrape.start", "scrape.end", "demo")
 SAMPLE_CSV = Path("data/interim/sample.csv")
 LOTS = Path("data/interim/lots.parquet")
 IMAGES_JSONL = Path("data/raw/images.jsonl")
@@ -345,7 +347,7 @@ def start_for_new_crawl(path: Path, old: pd.DataFrame, old_crawl: str, auto: pd.
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params()
+    params = load_params(keys=PARAMS)
     review = params["review"]
     sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
     # Keys of every crawled lot: rows sampled earlier stay valid, an edited or Excel-mangled key does not

@@ -20,6 +20,8 @@ from curation.eligibility import eligible_mask
 
 log = logging.getLogger("curation.sample_works")
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = ("base.seed", "clean.two_d_kinds", "select.per_artist")
 LOTS_PARQUET = Path("data/interim/lots.parquet")
 ARTISTS_CSV = Path("data/interim/artists.csv")
 SAMPLE_CSV = Path("data/interim/sample.csv")
@@ -58,7 +60,7 @@ def draw_sample(lots: pd.DataFrame, artist_keys: Sequence[str], two_d_kinds: Seq
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params()
+    params = load_params(keys=PARAMS)
     seed = int(params["base"]["seed"])
     two_d_kinds = params["clean"]["two_d_kinds"]
     per_artist = int(params["select"]["per_artist"])

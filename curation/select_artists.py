@@ -16,6 +16,8 @@ from curation.eligibility import artist_life_dates, eligible_mask
 
 log = logging.getLogger("curation.select_artists")
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = ("clean.two_d_kinds", "select.n_artists")
 LOTS_PARQUET = Path("data/interim/lots.parquet")
 ARTISTS_CSV = Path("data/interim/artists.csv")
 
@@ -49,7 +51,7 @@ def rank_artists(lots: pd.DataFrame, two_d_kinds: Sequence[str], n_artists: int)
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params()
+    params = load_params(keys=PARAMS)
     two_d_kinds = params["clean"]["two_d_kinds"]
     n_artists = int(params["select"]["n_artists"])
     table = rank_artists(pd.read_parquet(LOTS_PARQUET), two_d_kinds, n_artists)

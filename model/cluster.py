@@ -22,6 +22,11 @@ from model.data import ImageSet, load_image_set
 from model.dcec import DCECConfig, DCECResult, fit_dcec, load_cae, save_dcec
 from model.runtime import git_sha, keep_freed_memory, pick_device
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = (
+    "base.seed", "model.k", "model.device", "model.eval_batch_size", "model.compile", "model.mixed_precision",
+    "model.keep_freed_memory", "cluster"
+)
 IMAGES = Path("data/final/images.npy")
 LABELS = Path("data/final/labels.csv")
 CAE_PATH = Path("models/cae.pt")
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    params = load_params(path=args.params)
+    params = load_params(path=args.params, keys=PARAMS)
     keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
     run_cluster(IMAGES, LABELS, CAE_PATH, OUTPUT, REPORT_DIR, params)
 

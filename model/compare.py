@@ -43,6 +43,11 @@ from model.methods import CAE_SEEDS_DIR, ClusteringMethod, MethodResult, get_met
 from model.metrics import internal_metrics, label_metrics, paired_difference
 from model.runtime import keep_freed_memory, pick_device
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = (
+    "model.k", "model.device", "model.compile", "model.eval_batch_size", "model.mixed_precision",
+    "model.keep_freed_memory", "cluster", "compare", "deepcluster"
+)
 IMAGES_PATH = Path("data/final/images.npy")
 LABELS_PATH = Path("data/final/labels.csv")
 CACHE_DIR = Path("models/compare_cache")
@@ -380,7 +385,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(keys=PARAMS)
     keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
     model_params, compare_params = params["model"], params["compare"]
     k, methods_order = int(model_params["k"]), list(compare_params["methods"])

@@ -28,6 +28,8 @@ from model import figures
 from model.data import ImageSet, load_image_set
 from model.metrics import internal_metrics, label_metrics
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = ("base.seed", "model.k", "evaluate")
 IMAGES_PATH = Path("data/final/images.npy")
 LABELS_PATH = Path("data/final/labels.csv")
 DCEC_DIR = Path("reports/dcec")
@@ -162,7 +164,7 @@ def run_evaluate(image_set: ImageSet, clusters: np.ndarray, embedding: np.ndarra
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(keys=PARAMS)
     k, seed = int(params["model"]["k"]), int(params["base"]["seed"])
     evaluate_params = params["evaluate"]
     image_set = load_image_set(IMAGES_PATH, LABELS_PATH)

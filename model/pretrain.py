@@ -32,6 +32,12 @@ from model.nets import CAE, build_cae
 from model.runtime import (adam, autocast, autocast_dtype, git_sha, keep_freed_memory, maybe_compile, pick_device,
                            restore_rng_states, rng_states, save_atomic, seed_everything)
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = (
+    "base.seed", "model.embedding", "model.filters", "model.kernels", "model.activation", "model.device",
+    "model.compile", "model.mixed_precision", "model.keep_freed_memory", "pretrain", "compare.seeds",
+    "compare.sweep_seeds"
+)
 IMAGES = Path("data/final/images.npy")
 CHECKPOINT_DIR = Path("models/checkpoints")
 OUTPUT = Path("models/cae.pt")
@@ -260,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    params = load_params(path=args.params)
+    params = load_params(path=args.params, keys=PARAMS)
     keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
     run_pretrain(IMAGES, OUTPUT, CHECKPOINT_DIR, LIVE_DIR, params, SEEDS_DIR)
 

@@ -29,6 +29,11 @@ from common import atomic_write, load_params
 from model.evaluate import FIGURE_NAMES
 from model.runtime import git_sha
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = (
+    "report", "scrape.site", "scrape.base_url", "demo.seed", "pretrain.epochs", "cluster.kl_weight",
+    "cluster.recon_weight", "deepcluster.sobel", "deepcluster.epochs"
+)
 REPORT_PATH = Path("reports/results.md")
 DATASET_MD = Path("reports/dataset.md")
 METRICS_JSON = Path("reports/metrics.json")
@@ -303,7 +308,7 @@ def read_text(path: Path, stage: str) -> str:
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(keys=PARAMS)
     with_paper = bool(params["report"]["paper_values"])
     dataset_md = read_text(DATASET_MD, "dataset_table")
     summary = json.loads(read_text(SUMMARY_JSON, "compare"))

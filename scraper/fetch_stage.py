@@ -28,6 +28,8 @@ from scraper.stage import DEMO_CRAWL_SETTINGS, read_stats, run_scrapy, scrapy_co
 
 logger = logging.getLogger("scraper.fetch_stage")
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = ("scrape.site", "scrape.start", "scrape.image_width", "scrape.contact", "demo")
 FETCH_KEYS = ("site", "start", "image_width", "contact")
 
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    params = load_params(path=args.params)
+    params = load_params(path=args.params, keys=PARAMS)
     scrape, demo = params["scrape"], params["demo"]
     check_section(scrape, FETCH_KEYS, "scrape", args.params)
     check_contact(scrape, args.params)

@@ -28,6 +28,11 @@ from scraper.stage import DEMO_CRAWL_SETTINGS, count_lines, read_stats, run_scra
 
 logger = logging.getLogger("scraper.scrape_stage")
 
+# The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
+PARAMS = (
+    "scrape.site", "scrape.base_url", "scrape.online_base_url", "scrape.start", "scrape.end", "scrape.categories",
+    "scrape.contact", "scrape.min_items", "demo"
+)
 SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items")
 # The demo's origins as written into the crawl's outputs: those `python -m scraper.demo` serves by default.
 DEMO_PUBLIC_ORIGINS = {"www": "http://127.0.0.1:8800", "online": "http://127.0.0.1:8801"}
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    params = load_params(path=args.params)
+    params = load_params(path=args.params, keys=PARAMS)
     scrape, demo = params["scrape"], params["demo"]
     check_section(scrape, SCRAPE_KEYS, "scrape", args.params)
     check_contact(scrape, args.params)

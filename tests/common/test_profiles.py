@@ -179,6 +179,7 @@ def test_make_repro_paper_passes_the_profile_to_dvc_exp_run(tmp_path):
     shutil.copy(PAPER, work / "profiles" / "paper.yaml")
     shutil.copy(PARAMS, work / "params.yaml")
     (work / "pyproject.toml").write_text("")
+    (work / "constraints.txt").write_text("")
     (work / "compare.seeds=0").write_text("")  # what [0,1,2,3,4] would glob to
     bin_dir = fake_bin(tmp_path)
     argv_file = tmp_path / "argv.json"
@@ -189,6 +190,7 @@ def test_make_repro_paper_passes_the_profile_to_dvc_exp_run(tmp_path):
     stamp = tmp_path / "stamp"
     stamp.write_text("")
     os.utime(work / "pyproject.toml", (0, 0))
+    os.utime(work / "constraints.txt", (0, 0))
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), "-C", str(work), "repro-paper",
@@ -207,7 +209,9 @@ def test_make_repro_paper_stops_when_the_profile_is_invalid(tmp_path):
     (work / "profiles" / "paper.yaml").write_text("cluster:\n  no_such_key: 1\n")
     shutil.copy(PARAMS, work / "params.yaml")
     (work / "pyproject.toml").write_text("")
+    (work / "constraints.txt").write_text("")
     os.utime(work / "pyproject.toml", (0, 0))
+    os.utime(work / "constraints.txt", (0, 0))
     bin_dir = fake_bin(tmp_path)
     marker = tmp_path / "dvc_ran"
     (bin_dir / "dvc").write_text(f"#!/bin/sh\ntouch {marker}\n")
