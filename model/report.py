@@ -40,6 +40,7 @@ METRICS_JSON = Path("reports/metrics.json")
 SUMMARY_JSON = Path("reports/compare/summary.json")
 SWEEP_CSV = Path("reports/compare/sweep.csv")
 TUNING_JSON = Path("reports/tuning/tuning.json")
+CODE_PATHS = ("common", "scraper", "curation", "model", "params.yaml", "dvc.yaml")
 FIGURES_DIR = Path("reports/figures")
 
 # paap's published Table 2 (average silhouette AS and Calinski-Harabasz CH, relative to its maximum over k,
@@ -292,13 +293,14 @@ def build_report(dataset_md: str, sweep: pd.DataFrame, summary: Mapping, metrics
 
 
 def working_tree_revision() -> str:
-    """The commit the outputs came from, marked when the working tree had uncommitted changes."""
+    """The commit the outputs came from, marked when the code or settings had uncommitted changes (the
+    pipeline's own outputs, dvc.lock and reports/, are expected to be newer than the commit)."""
     sha = git_sha()
     if sha is None:
         return "unknown (not a git checkout)"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
-    return f"`{sha[:10]}`" + (" plus uncommitted changes" if dirty else "")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                           capture_output=True, text=True).stdout.strip()
+    return f"`{sha[:10]}`" + (" plus uncommitted changes to the code or settings" if dirty else "")
 
 
 def read_text(path: Path, stage: str) -> str:
