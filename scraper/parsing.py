@@ -13,7 +13,9 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 from parsel import Selector  # ships with Scrapy
@@ -25,7 +27,20 @@ CALENDAR_MARKER = "window.chrComponents.calendar ="
 DATA_MARKER = "data:"
 LOT_HEADER_MARKER = re.compile(r"window\.chrComponents\.lotHeader_\d+\s*=")
 
-NO_IMAGE_PATTERN = re.compile(r"/alert/noimage/|non_noimag", re.IGNORECASE)
+# No image: the www placeholder, and the onlineonly roundel some addresses get instead of the lot image (§12).
+NO_IMAGE_PATTERN = re.compile(r"/alert/noimage/|non_noimag|christies-roundel\.svg", re.IGNORECASE)
+ENCODED_PARENTHESES = (("%28", "("), ("%29", ")"))
+# Where each saleroom keeps its calendar: www writes a sale's local midnight in UTC (§12), so the day is read
+# in the saleroom's zone. Matched as a word in the calendar's location_txt, first match wins.
+SALEROOM_ZONES = (
+    ("new york", "America/New_York"), ("los angeles", "America/Los_Angeles"), ("london", "Europe/London"),
+    ("paris", "Europe/Paris"), ("geneva", "Europe/Zurich"), ("zurich", "Europe/Zurich"), ("milan", "Europe/Rome"),
+    ("amsterdam", "Europe/Amsterdam"), ("brussels", "Europe/Brussels"), ("madrid", "Europe/Madrid"),
+    ("monaco", "Europe/Monaco"), ("dusseldorf", "Europe/Berlin"), ("düsseldorf", "Europe/Berlin"),
+    ("hong kong", "Asia/Hong_Kong"), ("shanghai", "Asia/Shanghai"), ("beijing", "Asia/Shanghai"),
+    ("singapore", "Asia/Singapore"), ("tokyo", "Asia/Tokyo"), ("dubai", "Asia/Dubai"), ("mumbai", "Asia/Kolkata"),
+    ("tel aviv", "Asia/Jerusalem"),
+)
 LOT_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 SALE_NUMBER_IN_TEXT = re.compile(r"\b(\d{4,6})\b")
@@ -202,6 +217,35 @@ def iso_date(value: Any) -> str | None:
     return match.group(1) if match else None
 
 
+def saleroom_zone(location: Any) -> ZoneInfo | None:
+    """The time zone of the saleroom named in a calendar `location_txt`, or None when it is not known."""
+    text = f" {str(location or '').lower()} "
+    for name, zone in SALEROOM_ZONES:
+        if re.search(rf"\b{re.escape(name)}\b", text):
+            return ZoneInfo(zone)
+    return None
+
+
+def sale_day(value: Any, location: Any) -> str | None:
+    """The sale's day in its saleroom, `YYYY-MM-DD`, from any form www writes (§12): naive
+    `2019-05-16T00:00:00` is already local and kept as given; an instant (`Z`, `.000Z`, `+00:00`) is read in the
+    saleroom's zone, so a London sale written `2019-05-15T23:00:00Z` is the 16th. For a saleroom not in
+    SALEROOM_ZONES the instant is taken as a local midnight written in UTC, which lies within 12 hours of the
+    UTC midnight of its day (every saleroom is between UTC-12 and UTC+12)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return iso_date(value)
+    if stamp.tzinfo is None:
+        return stamp.date().isoformat()
+    zone = saleroom_zone(location)
+    if zone is not None:
+        return stamp.astimezone(zone).date().isoformat()
+    return (stamp.astimezone(timezone.utc) + timedelta(hours=12)).date().isoformat()
+
+
 def strip_query(url: str) -> str:
     """The URL without its query string and fragment."""
     parts = urlsplit(url)
@@ -217,6 +261,8 @@ def image_url_of(lot: Mapping[str, Any], base_url: str) -> str | None:
         src = image.get(key)
         if isinstance(src, str) and src.strip():
             url = strip_query(urljoin(base_url + "/", src.strip()))
+            for encoded, plain in ENCODED_PARENTHESES:  # one URL per image, however the site quotes it
+                url = re.sub(encoded, plain, url, flags=re.IGNORECASE)
             return None if NO_IMAGE_PATTERN.search(url) else url
     return None
 
@@ -373,7 +419,8 @@ def sales_from_calendar(
             sale_number=sale_number_of(event),
             title=str(event.get("title_txt") or ""),
             location=str(event.get("location_txt") or ""),
-            sale_date=iso_date(event.get("end_date")) or iso_date(event.get("start_date")),
+            sale_date=(sale_day(event.get("end_date"), event.get("location_txt"))
+                       or sale_day(event.get("start_date"), event.get("location_txt"))),
             kind=sale_kind_of(landing, online_base_url),
             category_ids=kept,
             landing_url=landing,

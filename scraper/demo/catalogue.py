@@ -34,6 +34,7 @@ ART_CATEGORIES = (FINE_ART, PRINTS_PHOTOGRAPHS)
 DECOY_CATEGORIES = (JEWELLERY, FURNITURE, WINE)
 
 NO_IMAGE_PATH = "/img/lotimages//Alert/NoImage/non_NoImag.jpg"
+ROUNDEL_PATH = "/Content/img/christies-roundel.svg"  # what onlineonly serves some addresses instead (site §12)
 QUALIFIERS_OLD_MASTER = ("ATTRIBUTED TO", "CIRCLE OF", "SCHOOL OF", "STUDIO OF", "FOLLOWER OF")
 QUALIFIER_AFTER = "AFTER"
 KINDS_2D = ("painting", "drawing", "print", "photograph")
@@ -317,7 +318,7 @@ class Catalogue:
         self._by_event = {s.event_id: s for s in self.sales}
         self._by_online_id = {s.online_sale_id: s for s in self.sales if s.online_sale_id}
         for lot in self.lots.values():
-            if lot.image_path and lot.image_path != NO_IMAGE_PATH:
+            if lot.image_path and lot.image_path not in (NO_IMAGE_PATH, ROUNDEL_PATH):
                 key = lot.image_path.lower()
                 if key in self._by_image:
                     raise AssertionError(f"image path collision: {lot.image_path}")
@@ -848,7 +849,7 @@ class LotBuilder:
         lines += (body[::-1] if plan.kind == "print" else body) + [texts["dimensions"], texts["date_line"]]
         image_kind = plan.image_kind
         if image_kind == IMAGE_PLACEHOLDER:
-            path = NO_IMAGE_PATH
+            path = ROUNDEL_PATH if sale.is_online else NO_IMAGE_PATH
         elif image_kind == IMAGE_NONE:
             path = None
         else:

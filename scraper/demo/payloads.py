@@ -14,6 +14,7 @@ import json
 import zlib
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scraper.demo.catalogue import Artist, Catalogue, Lot, Sale, money, slugify
 
@@ -265,6 +266,21 @@ def filter_by_categories(lots: list[Lot], filterids: str) -> list[Lot]:
 # ---------------------------------------------------------------- calendar
 
 
+# Salerooms whose calendar dates the demo writes as local midnight in UTC, in the forms www uses (site §12);
+# the others get the naive local form. A crawler that takes the UTC date reads these sales a day early.
+UTC_MIDNIGHT_FORMS = {"London": "%Y-%m-%dT%H:%M:%SZ", "Hong Kong": "%Y-%m-%dT%H:%M:%S.000Z"}
+SALEROOM_ZONES = {"London": "Europe/London", "Hong Kong": "Asia/Hong_Kong"}
+
+
+def calendar_date(sale: Sale, day: dt.date) -> str:
+    """A calendar `start_date`/`end_date`: the saleroom's local midnight, naive or written in UTC."""
+    form = UTC_MIDNIGHT_FORMS.get(sale.template.location)
+    if form is None:
+        return naive(day)
+    local_midnight = dt.datetime.combine(day, dt.time(), ZoneInfo(SALEROOM_ZONES[sale.template.location]))
+    return local_midnight.astimezone(dt.timezone.utc).strftime(form)
+
+
 def calendar_event(sale: Sale, origins: Origins, total: float) -> dict:
     month_id = f"month{sale.end.month}"
     room_image = f"{origins.www}/img/SaleImages/{sale.template.room}-{sale.sale_number}-{sale.end:%m%d%Y}-1.jpg"
@@ -280,7 +296,7 @@ def calendar_event(sale: Sale, origins: Origins, total: float) -> dict:
         "image": {"alt_text": sale.title,
                   "placeholder": {"name": "px", "srcset": [{"width": 1, "src": f"{room_image}?w=1"}]},
                   "breakpoints": [{"name": "md", "srcset": [{"width": 1200, "src": f"{room_image}?w=1200"}]}]},
-        "start_date": naive(sale.start), "end_date": naive(sale.end),
+        "start_date": calendar_date(sale, sale.start), "end_date": calendar_date(sale, sale.end),
         "is_active": True, "is_live": not sale.is_online, "analytics_id": f"Sale-{sale.sale_number}",
     }
 

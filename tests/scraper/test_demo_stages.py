@@ -17,6 +17,7 @@ from common import load_params
 from scraper import fetch_stage, scrape_stage
 from scraper.demo import DemoSite, build_catalogue
 from scraper.demo.faults import FaultConfig
+from scraper.demo.payloads import CALENDAR_COMPONENT
 from scraper.parsing import rebase_url, rendition_url
 
 CATEGORIES = ["category_7", "category_11"]
@@ -150,3 +151,32 @@ def test_published_rewrites_served_origins_through_nested_records():
     assert scrape_stage.published(record, origins) == {
         "lot_url": "http://127.0.0.1:8800/en/lot/1", "n": 3, "images": ["http://127.0.0.1:8800/a.jpg"],
         "other": "http://127.0.0.1:400012/x"}  # another port that merely starts alike
+
+
+def test_sale_dates_are_the_salerooms_days_and_placeholders_are_no_image(tmp_path, catalogue):
+    scrape = {"start": START, "end": END, "categories": CATEGORIES, "contact": "test", "min_items": 1}
+    with DemoSite(catalogue, faults=None) as site:
+        calendar = json.loads(urllib.request.urlopen(
+            f"{site.base_url}/api/discoverywebsite/auctioncalendar/auctionresults?language=en&month=1&year=2019"
+            f"&component={CALENDAR_COMPONENT}").read())
+        assert scrape_stage.crawl_lots(scrape, site.base_url, site.online_base_url, tmp_path / "raw",
+                                       tmp_path / "job", fast=True) == 0
+    in_utc = [event for event in calendar["events"] if str(event["end_date"]).endswith("Z")]
+    assert any(event["location_txt"] == "Hong Kong" for event in in_utc)  # the trap is in the demo
+    lots = [json.loads(line) for line in (tmp_path / "raw" / "lots.jsonl").read_text().splitlines()]
+    by_event = {sale.event_id: sale for sale in catalogue.sales}
+    for lot in lots:
+        assert lot["sale_date"] == by_event[lot["sale_id"]].end.isoformat(), lot["lot_key"]
+        truth = catalogue.lots[lot["object_id"]].truth
+        assert (lot["image_url"] is not None) == truth.has_image, lot["lot_key"]
+
+
+def test_the_demo_serves_the_onlineonly_roundel_as_a_placeholder():
+    from scraper.demo.payloads import Origins, image_block
+    from scraper.parsing import image_url_of
+
+    catalogue = build_catalogue(load_params("demo", path=Path(__file__).parents[2] / "params.yaml"), start=START)
+    roundels = [lot for lot in catalogue.lots.values() if lot.image_path and "roundel" in lot.image_path]
+    assert roundels and all(not lot.truth.has_image for lot in roundels)
+    origins = Origins(www="http://127.0.0.1:8800", online="http://127.0.0.1:8801")
+    assert all(image_url_of({"image": image_block(lot, origins)}, origins.www) is None for lot in roundels)

@@ -11,6 +11,7 @@ import pytest
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
+from scraper import parsing
 from scraper.crawl_check import image_crawl_errors, lot_crawl_errors, read_jsonl_unique
 from scraper.items import LotItem
 from scraper.middlewares import backoff_delay, parse_retry_after
@@ -203,3 +204,27 @@ def test_scrapy_command_formats_settings():
     assert command[3:] == ["crawl", "christies", "-a", "start=2019-01", "-o", "f.jsonl:jsonlines",
                            "-s", "X=a,b", "-s", "Y=0"]
     assert setting_value(2.5) == "2.5"
+
+
+@pytest.mark.parametrize("value, location, day", [
+    ("2019-05-16T00:00:00", "New York", "2019-05-16"),         # naive: already the saleroom's day
+    ("2019-05-15T23:00:00Z", "London", "2019-05-16"),          # London midnight in summer, written in UTC
+    ("2019-05-15T16:00:00.000Z", "Hong Kong", "2019-05-16"),   # Hong Kong midnight, with milliseconds
+    ("2019-05-16T04:00Z", "New York", "2019-05-16"),           # New York midnight in UTC, no seconds
+    ("2019-05-16T00:00:00+00:00", "London, King Street", "2019-05-16"),
+    ("2019-05-15T16:00:00.000Z", "Somewhere new", "2019-05-16"),  # unknown saleroom: nearest UTC midnight
+    ("2019-05-16T04:00:00Z", "Somewhere new", "2019-05-16"),
+    ("16 May 2019", "London", None), ("", "London", None), (None, "London", None),
+])
+def test_sale_day_is_the_salerooms_local_day_in_every_form(value, location, day):
+    assert parsing.sale_day(value, location) == day
+
+
+def test_placeholders_and_encoded_parentheses_in_image_urls():
+    base = "https://www.christies.com"
+    roundel = {"image": {"image_src": "https://onlineonly.christies.com/Content/img/christies-roundel.svg"}}
+    assert parsing.image_url_of(roundel, base) is None
+    quoted = {"image": {"image_src": "/img/LotImages/2019/NYR/2019_NYR_1_0001_000%28a_b%29.jpg?mode=max"}}
+    plain = {"image": {"image_src": "/img/LotImages/2019/NYR/2019_NYR_1_0001_000(a_b).jpg"}}
+    assert parsing.image_url_of(quoted, base) == parsing.image_url_of(plain, base) == \
+        "https://www.christies.com/img/LotImages/2019/NYR/2019_NYR_1_0001_000(a_b).jpg"
