@@ -8,9 +8,11 @@ stats themselves. A feed written by a killed or resumed crawl may repeat lots an
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+LOST_SHOWN = 20  # lost lot_keys named in the error (all of them are in images.jsonl, status failed)
 
 
 def spider_exception_count(stats: Mapping[str, Any]) -> int:
@@ -51,15 +53,19 @@ def lot_crawl_errors(stats: Mapping[str, Any], lots: int, min_items: int) -> lis
     return errors
 
 
-def image_crawl_errors(stats: Mapping[str, Any], requested: int, lines: int, stored: int) -> list[str]:
+def image_crawl_errors(stats: Mapping[str, Any], requested: int, lines: int, lost: Sequence[str],
+                       max_lost_fraction: float) -> list[str]:
     """Why a `christies_images` crawl counts as failed: abnormal finish, spider exceptions, a requested lot
-    without an output line, or no image stored at all when some were requested. Individual failed images are
-    reported per lot (`status: failed`) and do not fail the stage: a few missing images are normal."""
+    without an output line, or more of the sample lost (`lost`: lot_keys with no stored image) than
+    `max_lost_fraction` allows (params `fetch.max_lost_fraction`), the lost lots named. A few failed images
+    are normal: each is reported per lot (`status: failed`) and a re-run retries only those."""
     errors = common_errors(stats)
     if lines != requested:
         errors.append(f"{lines} output lines for {requested} requested lots")
-    if requested and not stored:
-        errors.append("no image could be stored")
+    if requested and len(lost) > max_lost_fraction * requested:
+        shown = ", ".join(lost[:LOST_SHOWN]) + (f" and {len(lost) - LOST_SHOWN} more" if len(lost) > LOST_SHOWN else "")
+        errors.append(f"{len(lost)} of {requested} sampled images lost ({len(lost) / requested:.1%}; "
+                      f"fetch.max_lost_fraction is {max_lost_fraction:.1%}): {shown}")
     return errors
 
 

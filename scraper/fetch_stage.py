@@ -29,11 +29,12 @@ from scraper.stage import DEMO_CRAWL_SETTINGS, read_stats, run_scrapy, scrapy_co
 logger = logging.getLogger("scraper.fetch_stage")
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
-PARAMS = ("scrape.site", "scrape.start", "scrape.image_width", "scrape.contact", "demo")
+PARAMS = ("scrape.site", "scrape.start", "scrape.image_width", "scrape.contact", "demo", "fetch.max_lost_fraction")
 FETCH_KEYS = ("site", "start", "image_width", "contact")
 
 
-def fetch_images(sample: Path, images_dir: Path, raw_dir: Path, job: Path, settings: dict) -> int:
+def fetch_images(sample: Path, images_dir: Path, raw_dir: Path, job: Path, settings: dict,
+                 max_lost_fraction: float) -> int:
     """Run `christies_images` on `sample` into `job/`, publish `images.jsonl`; return the exit status."""
     shutil.rmtree(job, ignore_errors=True)
     job.mkdir(parents=True)
@@ -50,8 +51,8 @@ def fetch_images(sample: Path, images_dir: Path, raw_dir: Path, job: Path, setti
     stats = read_stats(job / "fetch_stats.json")
     lines = read_jsonl_unique(feed, "lot_key")
     outcomes = Counter(str(line.get("status")) for line in lines)
-    stored = outcomes["downloaded"] + outcomes["uptodate"]
-    errors = image_crawl_errors(stats, requested, len(lines), stored)
+    lost = [str(line["lot_key"]) for line in lines if line.get("status") not in ("downloaded", "uptodate")]
+    errors = image_crawl_errors(stats, requested, len(lines), lost, max_lost_fraction)
     if return_code != 0:
         errors.insert(0, f"scrapy exited with status {return_code}")
     summary = {**stats, "requested": requested, **{f"status/{k}": v for k, v in sorted(outcomes.items())},
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         if site is not None:
             settings.update(DEMO_CRAWL_SETTINGS, CHRISTIES_IMAGE_BASE_URL=site.base_url)
         job = args.crawls_dir.resolve() / "fetch_images"
-        return fetch_images(args.sample.resolve(), images_dir, raw_dir, job, settings)
+        return fetch_images(args.sample.resolve(), images_dir, raw_dir, job, settings,
+                            float(params["fetch"]["max_lost_fraction"]))
 
 
 if __name__ == "__main__":

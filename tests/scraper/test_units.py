@@ -155,9 +155,13 @@ def test_lot_crawl_errors():
 
 def test_image_crawl_errors():
     ok = {"finish_reason": "finished"}
-    assert image_crawl_errors(ok, requested=3, lines=3, stored=2) == []
-    assert image_crawl_errors(ok, requested=3, lines=2, stored=2)
-    assert image_crawl_errors(ok, requested=3, lines=3, stored=0)
+    assert image_crawl_errors(ok, requested=3, lines=3, lost=["a"], max_lost_fraction=0.5) == []
+    assert image_crawl_errors(ok, requested=3, lines=2, lost=[], max_lost_fraction=0.5)
+    [error] = image_crawl_errors(ok, requested=200, lines=200, lost=["x", "y", "z"], max_lost_fraction=0.01)
+    assert "3 of 200 sampled images lost (1.5%" in error and error.endswith("x, y, z")
+    assert image_crawl_errors(ok, requested=200, lines=200, lost=["x", "y"], max_lost_fraction=0.01) == []
+    many = image_crawl_errors(ok, requested=100, lines=100, lost=[f"k{i}" for i in range(30)], max_lost_fraction=0)
+    assert many[0].endswith("k19 and 10 more")
 
 
 def test_read_jsonl_unique_tolerates_a_partial_last_line_and_repeats(tmp_path):
