@@ -175,7 +175,7 @@ class WorkerPool:
     """Computes the runs in `workers` spawned processes, each with cores / workers torch threads.
 
     Why: at the embedded default's 32 px a training step is mostly per-operator overhead, so two
-    single-threaded runs side by side do ~1.3× the work of one run on two threads (docs/BENCHMARKS.md).
+    single-threaded runs side by side did 1.0–1.4× the work of one run on two threads (docs/BENCHMARKS.md).
     Each worker loads the image set once and keeps its method objects (and their per-seed CAE memos).
     """
 
