@@ -244,15 +244,15 @@ def dcec_run_table(metrics: Mapping) -> str:
 
 
 def figure_links(figures_dir: Path, report_path: Path) -> str:
-    """Markdown links (relative to the report) to every evaluation figure; each must exist."""
+    """Every evaluation figure embedded (paths relative to the report), each under its title; each must exist."""
     lines = []
     for key, name in FIGURE_NAMES.items():
         path = figures_dir / name
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found (made by the 'evaluate' stage: dvc repro evaluate)")
         relative = path.relative_to(report_path.parent).as_posix()
-        lines.append(f"- [{FIGURE_TITLES[key]}]({relative})")
-    return "\n".join(lines)
+        lines.append(f"**{FIGURE_TITLES[key]}**\n\n![{FIGURE_TITLES[key]}]({relative})")
+    return "\n\n".join(lines)
 
 
 def build_report(dataset_md: str, sweep: pd.DataFrame, summary: Mapping, metrics: Mapping, figures_md: str,

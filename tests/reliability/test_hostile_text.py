@@ -88,7 +88,7 @@ def test_review_csvs_neutralise_every_formula_and_read_back_losslessly(hostile_r
     assert back["title"].tolist() == expected
 
 
-def chrome_driver(profile: Path):
+def chrome_driver(profile: Path, extra_flags: tuple[str, ...] = ()):
     webdriver = pytest.importorskip("selenium.webdriver")
     if not (Path("/usr/bin/chromedriver").exists() and shutil.which("chromium")):
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
@@ -97,7 +97,7 @@ def chrome_driver(profile: Path):
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={profile}"):
+                 "--no-first-run", f"--user-data-dir={profile}", *extra_flags):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium")
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
