@@ -79,7 +79,9 @@ FILES_EXPIRES = 36500  # days; an image already stored is never fetched again
 CHRISTIES_IMAGE_CORRUPT_RETRIES = 2
 MEDIA_ALLOW_REDIRECTS = True  # image URLs may redirect to a CDN
 FEED_EXPORT_ENCODING = "utf-8"  # None would write \uXXXX escapes
+CHRISTIES_PROGRESS_INTERVAL = 30  # seconds between progress lines (months/sales settled, items, rate, time left)
 EXTENSIONS = {
+    "scraper.extensions.ProgressExtension": 400,
     "scraper.extensions.StatsFileExtension": 500,
     # After Scrapy's SpiderState (0): its clean-stop marker is written after spider.state (scraper/jobdir.py).
     "scraper.extensions.JobdirGuardExtension": 900,

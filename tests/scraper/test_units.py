@@ -232,3 +232,25 @@ def test_placeholders_and_encoded_parentheses_in_image_urls():
     plain = {"image": {"image_src": "/img/LotImages/2019/NYR/2019_NYR_1_0001_000(a_b).jpg"}}
     assert parsing.image_url_of(quoted, base) == parsing.image_url_of(plain, base) == \
         "https://www.christies.com/img/LotImages/2019/NYR/2019_NYR_1_0001_000(a_b).jpg"
+
+
+def test_progress_lines_count_what_is_settled_and_estimate_the_time_left():
+    from types import SimpleNamespace
+
+    from scraper.extensions import eta_text, progress_line
+    from scraper.spiders.christies import CrawlProgress
+
+    progress = CrawlProgress({})
+    for month in (1, 2):
+        progress.settle_month(2019, month)
+    for sale in ("a", "b", "c", "d"):
+        progress.open_sale(sale, "u")
+    progress.settle_sale("a")
+    lots = SimpleNamespace(months=[(2019, m) for m in range(1, 5)], progress=progress)
+    line = progress_line(lots, {"item_scraped_count": 1200}, elapsed=120.0)
+    # 2 of 4 months read, 4 sales so far -> 8 expected; done 2 + 1 of 4 + 8 units
+    assert line.startswith("crawl progress: months 2/4 settled, sales 1/4 settled, 1,200 lots (600/min)")
+    assert line.endswith(eta_text(120.0, 3, 12)) and eta_text(120.0, 3, 12) == "~6 min left"
+    images = progress_line(SimpleNamespace(), {"item_scraped_count": 50, "images/requested": 400}, elapsed=10.0)
+    assert images == "fetch progress: images 50/400 done (300/min), ~70 s left"
+    assert eta_text(5.0, 0, 10) == "time left unknown" and eta_text(3600.0, 1, 4) == "~3.0 h left"
