@@ -35,6 +35,7 @@ from model.data import load_image_set
 from model.methods import get_method
 from model.metrics import label_metrics
 from model.pretrain import pretrain_one, seed_paths
+from model.report import working_tree_revision
 from model.runtime import git_sha, keep_freed_memory
 
 MODULE = "bench.tune_default"
@@ -124,7 +125,7 @@ def best(rows: list[dict]) -> dict:
 
 
 def markdown(result: dict) -> str:
-    def table(rows: list[dict]) -> str:
+    def table(rows: list[dict], chosen: dict) -> str:
         headers = ["candidate", "NMI mean ± std", "per seed", "ACC mean", "chosen"]
         return _record.markdown_table(headers, [[
             ", ".join(f"{k} {v}" for k, v in row["candidate"].items()),
@@ -136,8 +137,7 @@ def markdown(result: dict) -> str:
              f"{catalogue['n_artists']} artists, {catalogue['size']}×{catalogue['size']}); seeds {result['seeds']}; "
              f"arithmetic NMI against that catalogue's artists. The evaluation catalogue is not read.", ""]
     for family in ("dcec", "deepcluster"):
-        chosen = result["chosen"][family]
-        lines += [f"{family}:", "", table(result[family]), ""]
+        lines += [f"{family}:", "", table(result[family], result["chosen"][family]), ""]
     return "\n".join(lines)
 
 
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         "dcec": dcec_rows, "deepcluster": deepcluster_rows,
         "chosen": {"dcec": best(dcec_rows), "deepcluster": best(deepcluster_rows)},
         "seconds": round(time.perf_counter() - started), "git_sha": git_sha(),
+        "code": working_tree_revision(),  # the commit, flagged when the code had uncommitted changes
     }
     write_json(args.out, result)
     body = markdown(result)

@@ -212,7 +212,7 @@ def _pca_kmeans(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
 
 
 def _cae_kmeans(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
-    return CAEKMeans(cae_dir, params["cluster"]["kmeans_n_init"], DCECConfig.eval_batch_size,
+    return CAEKMeans(cae_dir, params["cluster"]["kmeans_n_init"], params["model"]["eval_batch_size"],
                      pick_device(params["model"]["device"]))
 
 

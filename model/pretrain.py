@@ -1,8 +1,11 @@
-"""Stage `pretrain`: train the CAE on reconstruction alone (MSE, Adam), resumable after an interruption.
+"""Stage `pretrain`: train the CAE on reconstruction alone (MSE, Adam), once per seed, resumable.
 
-    python -m model.pretrain        # reads params.yaml: base, model, pretrain
+    python -m model.pretrain        # reads the params in PARAMS (base.seed, the architecture, pretrain, compare seeds)
 
-Outputs: `models/cae.pt` ({config, state_dict}), per-epoch loss in `reports/pretrain/` (dvclive).
+Outputs: `models/cae.pt` (the CAE of `base.seed`, for the cluster stage; per-epoch loss in `reports/pretrain/`,
+dvclive) and `models/cae_seeds/seed-<s>.pt` for every seed of `compare.seeds` and `compare.sweep_seeds`, each
+{config, state_dict, fingerprint}: a file whose fingerprint (images content, architecture, settings, seed,
+precision, training code) matches is kept, so a re-run trains only what changed.
 Every epoch the full training state (model, optimiser, epoch, batch-order generator and global RNG states,
 all as tensors/lists so `torch.load(weights_only=True)` reads it) is written atomically to
 `models/checkpoints/pretrain_last.pt`. A re-run finds it, checks it was made with the same settings
@@ -29,8 +32,8 @@ from common import file_sha1, load_params, progress
 from model.data import load_image_set, to_model_input
 from model.dcec import NonFiniteLossError, save_cae
 from model.nets import CAE, build_cae
-from model.runtime import (adam, autocast, autocast_dtype, git_sha, keep_freed_memory, maybe_compile, pick_device,
-                           restore_rng_states, rng_states, save_atomic, seed_everything)
+from model.runtime import (adam, autocast, autocast_dtype, code_sha1, git_sha, keep_freed_memory, maybe_compile,
+                           pick_device, restore_rng_states, rng_states, save_atomic, seed_everything)
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = (
@@ -154,11 +157,17 @@ def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device:
     return cae
 
 
-def pretrain_fingerprint(cae: CAE, images_sha1: str, config: PretrainConfig) -> dict:
-    """Everything a finished CAE depends on: what a per-seed file must match to be reused (its content key)."""
+TRAINING_CODE = ("nets.py", "pretrain.py", "data.py", "runtime.py")  # the modules a pretrained CAE depends on
+
+
+def pretrain_fingerprint(cae: CAE, images_sha1: str, config: PretrainConfig, device: torch.device) -> dict:
+    """Everything a finished CAE depends on: what a per-seed file must match to be reused (its content key).
+    The precision is the one in effect on `device` (a CPU fp32 CAE is not reused for a bf16 CUDA run), and the
+    training code's sha1 is part of it (a changed training loop retrains)."""
+    precision = "bf16" if autocast_dtype(config.mixed_precision, device) else "fp32"
     return {"cae_config": dict(cae.config), "images_sha1": images_sha1, "epochs": config.epochs,
             "batch_size": config.batch_size, "lr": float(config.lr), "seed": config.seed,
-            "mixed_precision": config.mixed_precision, "optimizer": "adam, fused"}
+            "precision": precision, "optimizer": "adam, fused", "code": code_sha1(*TRAINING_CODE)}
 
 
 def saved_fingerprint(path: Path) -> dict | None:
@@ -198,7 +207,7 @@ def pretrain_one(image_set, images_sha1: str, params: dict, seed: int, output: P
     device = pick_device(params["model"]["device"])
     cae = new_cae(image_set, params["model"], seed)
     config = pretrain_config(params, seed)
-    wanted = pretrain_fingerprint(cae, images_sha1, config)
+    wanted = pretrain_fingerprint(cae, images_sha1, config, device)
     if saved_fingerprint(output) == wanted:
         print(f"pretrain: seed {seed}: {output} is up to date", file=sys.stderr)
         return False

@@ -181,6 +181,18 @@ def comparisons_table(summary: Mapping) -> str:
     return markdown_table(header, rows)
 
 
+def paired_section(summary: Mapping) -> list[str]:
+    """The paired comparisons (heading, note, table, sentence); nothing when DCEC was not compared."""
+    if not summary.get("comparisons"):
+        return []
+    return ["## DCEC against each method, paired by seed",
+            "DCEC minus the other method, per seed; mean difference and 95% Student t-interval over the seeds, and "
+            "the verdict the interval gives. Each interval is a per-comparison 95% interval (no correction for "
+            "the number of comparisons): with this many cells, expect an occasional 'better' or 'worse' by chance, "
+            "so read a verdict together with its interval and the other metrics.",
+            comparisons_table(summary), comparisons_sentence(summary)]
+
+
 def comparisons_sentence(summary: Mapping, metric: str = "nmi_arithmetic") -> str:
     """One sentence per verdict on `metric`, every method named: the reading of Table 3 in words."""
     by_verdict: dict[str, list[str]] = {}
@@ -226,7 +238,8 @@ def provenance_text(params: Mapping, tuning: Mapping | None) -> str:
              f"params.yaml differs from that choice in {', '.join(mismatches)}: these results are NOT from the "
              f"tuned settings.")
     return (data + f" **Settings.** Tuned without these labels: on a separate tuning catalogue (demo.seed "
-            f"{catalogue['demo_seed']}: {catalogue['n_images']} images of {catalogue['n_artists']} other artists), "
+            f"{catalogue['demo_seed']}: another draw of the same generator, {catalogue['n_images']} images of "
+            f"{catalogue['n_artists']} artists with other works and styles; names come from one pool and may recur), "
             f"by {tuning['criterion']}, the protocol of docs/VERIFICATION.md chose " + "; ".join(chosen) +
             f" (commit {str(tuning.get('git_sha'))[:10]}). " + check + " Every other setting is the published "
             "one (Guo et al.'s DCEC, Caron et al.'s DeepCluster, scaled down as params.yaml notes) or fixed for "
@@ -279,11 +292,7 @@ def build_report(dataset_md: str, sweep: pd.DataFrame, summary: Mapping, metrics
         f"its control of seed s start from the same CAE pretrained with seed s. n = {summary['n']} images. NMI "
         "averages: arithmetic and geometric, as labelled.",
         table3(summary),
-        "## DCEC against each method, paired by seed",
-        "DCEC minus the other method, per seed; mean difference and 95% Student t-interval over the seeds, and "
-        "the verdict the interval gives.",
-        comparisons_table(summary),
-        comparisons_sentence(summary),
+        *paired_section(summary),
         convergence_text(summary),
         "## The DCEC run of the `cluster` stage", dcec_run_table(metrics),
         HOW_TO_READ,

@@ -8,6 +8,7 @@ failing a long run. Bitwise equality is promised only on CPU with the same torch
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import random
 import subprocess
@@ -19,6 +20,8 @@ import torch
 from torch import nn
 
 from common import atomic_path
+
+MODEL_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def pick_device(name: str) -> torch.device:
@@ -201,3 +204,13 @@ def save_atomic(obj: object, path: str | os.PathLike) -> None:
     """
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
+
+
+def code_sha1(*module_names: str) -> str:
+    """sha1 over the source of the given `model/` modules: part of the key of a cached training result, so a
+    change of the code that computes it is never served a stale result."""
+    digest = hashlib.sha1()
+    for name in module_names:
+        with open(os.path.join(MODEL_DIR, name), "rb") as fh:
+            digest.update(fh.read())
+    return digest.hexdigest()

@@ -16,7 +16,7 @@ n_images, pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table b
 Resumable (a full seed is about an hour on 2 CPU cores): each finished seed is kept beside the report in
 `<out>/<report name>/seed-<s>.json` (committed, so another session resumes too) and pretraining checkpoints
 every epoch to `<work>/<mode>/pretrain-seed-<s>.pt`, both checked against the protocol (a finished seed also
-against the training code: sha1 of the modules in TRAINING_CODE); a re-run after an
+against the code: sha1 of the modules in TRAINING_CODE); a re-run after an
 interruption skips finished seeds and continues the pretraining from its last epoch. `--only S ...` runs a
 subset of the seeds (one process per seed, side by side); the report is written when all have finished.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import platform
 import struct
 import sys
@@ -42,7 +41,7 @@ from model.dcec import DCECConfig, fit_dcec
 from model.metrics import label_metrics, paired_difference
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, fingerprint, read_checkpoint, train_cae
-from model.runtime import git_sha, keep_freed_memory, pick_device, seed_everything
+from model.runtime import code_sha1, git_sha, keep_freed_memory, pick_device, seed_everything
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -86,8 +85,7 @@ PUBLISHED = [
 ]
 METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means", "dcec": "DCEC"}
 OUTPUT_STEMS = {"quick": "fashion-mnist", "full": "fashion-mnist-full"}
-TRAINING_CODE = [Path(__file__).with_name(name) for name in ("nets.py", "dcec.py", "pretrain.py", "data.py",
-                                                             "metrics.py", "runtime.py")]
+TRAINING_CODE = ("nets.py", "dcec.py", "pretrain.py", "data.py", "metrics.py", "runtime.py", "verify.py")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -161,13 +159,18 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     return results
 
 
+def seed_key(protocol: Protocol, n_images: int, mixed_precision: str, device: torch.device) -> dict:
+    """What a finished seed must match to be reused or reported: protocol, data size, precision, device kind
+    and the sha1 of the code that computed it."""
+    return {"protocol": protocol.__dict__ | {"splits": list(protocol.splits)}, "n_images": n_images,
+            "mixed_precision": mixed_precision, "device": device.type, "code": code_sha1(*TRAINING_CODE)}
+
+
 def seed_results(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seeds: list[int], device: torch.device,
-                 mixed_precision: str, results_dir: Path, work_dir: Path) -> dict[int, dict[str, dict]]:
+                 mixed_precision: str, results_dir: Path, work_dir: Path, key: dict) -> dict[int, dict[str, dict]]:
     """{seed: run_seed(...)} for every seed; a finished seed is kept in `results_dir/seed-<s>.json` (committed
-    with the report, so a later session resumes too) and reused when its protocol matches; pretraining
+    with the report, so a later session resumes too) and reused when its `key` matches; pretraining
     checkpoints go to `work_dir`."""
-    key = {"protocol": protocol.__dict__ | {"splits": list(protocol.splits)}, "n_images": int(images.shape[0]),
-           "mixed_precision": mixed_precision, "device": device.type, "code": training_code_sha1()}
     results_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     per_seed = {}
@@ -189,18 +192,16 @@ def seed_results(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, s
     return per_seed
 
 
-def training_code_sha1() -> str:
-    """sha1 over the modules that decide a seed's numbers: a finished seed is reused only with the same code."""
-    digest = hashlib.sha1()
-    for path in TRAINING_CODE:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def finished_seeds(results_dir: Path, seeds: list[int]) -> dict[int, dict[str, dict]]:
-    """The results of those `seeds` already written to `results_dir` (by this or another process)."""
-    return {seed: read_json(results_dir / f"seed-{seed}.json")["results"] for seed in seeds
-            if (results_dir / f"seed-{seed}.json").is_file()}
+def finished_seeds(results_dir: Path, seeds: list[int], key: dict) -> dict[int, dict[str, dict]]:
+    """The results of those `seeds` already written to `results_dir` (by this or another process) under `key`
+    (the same protocol, data and code); a file made under another key does not count."""
+    found = {}
+    for seed in seeds:
+        path = results_dir / f"seed-{seed}.json"
+        saved = read_json(path) if path.is_file() else None
+        if saved is not None and saved.get("key") == key:
+            found[seed] = saved["results"]
+    return found
 
 
 def dcec_comparisons(per_seed: dict[int, dict[str, dict]]) -> dict:
@@ -283,9 +284,10 @@ def run_verify(mode: str, seeds: int, out_dir: Path, data_dir: Path = DATA_DIR, 
     started = time.perf_counter()
     stem = OUTPUT_STEMS[mode]
     all_seeds = list(range(seeds))
+    key = seed_key(protocol, int(images.shape[0]), mixed_precision, device)
     seed_results(images, labels, protocol, all_seeds if only is None else only, device, mixed_precision,
-                 out_dir / stem, work_dir / mode)
-    per_seed = finished_seeds(out_dir / stem, all_seeds)
+                 out_dir / stem, work_dir / mode, key)
+    per_seed = finished_seeds(out_dir / stem, all_seeds, key)
     if len(per_seed) < seeds:
         print(f"verify: {len(per_seed)} of {seeds} seeds finished ({sorted(per_seed)}); the report is written when "
               f"all are", file=sys.stderr)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-LOST_SHOWN = 20  # lost lot_keys named in the error (all of them are in images.jsonl, status failed)
+LOST_SHOWN = 20  # lost lot_keys named in the error (all are `failed` lines of the job's images.jsonl.part)
 
 
 def spider_exception_count(stats: Mapping[str, Any]) -> int:

@@ -230,8 +230,9 @@ def sale_day(value: Any, location: Any) -> str | None:
     """The sale's day in its saleroom, `YYYY-MM-DD`, from any form www writes (§12): naive
     `2019-05-16T00:00:00` is already local and kept as given; an instant (`Z`, `.000Z`, `+00:00`) is read in the
     saleroom's zone, so a London sale written `2019-05-15T23:00:00Z` is the 16th. For a saleroom not in
-    SALEROOM_ZONES the instant is taken as a local midnight written in UTC, which lies within 12 hours of the
-    UTC midnight of its day (every saleroom is between UTC-12 and UTC+12)."""
+    SALEROOM_ZONES, an instant on a whole hour (or :30, :45) is taken as a local midnight written in UTC, which
+    lies within 12 hours of the UTC midnight of its day (every saleroom is between UTC-12 and UTC+12); any
+    other instant keeps its UTC date."""
     if not isinstance(value, str) or not value.strip():
         return None
     try:
@@ -243,7 +244,10 @@ def sale_day(value: Any, location: Any) -> str | None:
     zone = saleroom_zone(location)
     if zone is not None:
         return stamp.astimezone(zone).date().isoformat()
-    return (stamp.astimezone(timezone.utc) + timedelta(hours=12)).date().isoformat()
+    utc = stamp.astimezone(timezone.utc)
+    if utc.second == 0 and utc.microsecond == 0 and utc.minute in (0, 30, 45):  # a zone's midnight, in UTC
+        return (utc + timedelta(hours=12)).date().isoformat()
+    return utc.date().isoformat()  # a true instant (an online lot's close): no better guess without the zone
 
 
 def strip_query(url: str) -> str:

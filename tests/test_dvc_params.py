@@ -1,5 +1,5 @@
 """Each stage declares in dvc.yaml exactly the params its code reads (the module's PARAMS, which is all that
-`load_params(keys=PARAMS)` hands it: reading anything else fails the stage's own tests). So a change re-runs
+`load_params(keys=PARAMS)` hands its entry point: a stage test that runs `main()` fails on any other read). So a change re-runs
 exactly the stages that read it: `-S model.k=20` does not re-train the autoencoder, `-S scrape.end=…` does not
 re-fetch images."""
 

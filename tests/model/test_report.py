@@ -129,3 +129,12 @@ def test_missing_figure_is_an_error(outputs):
     (outputs / "reports/figures" / FIGURE_NAMES["collage"]).unlink()
     with pytest.raises(FileNotFoundError, match="collage.png"):
         report.main()
+
+
+def test_no_paired_section_when_dcec_was_not_compared(outputs):
+    summary = fake_summary(0.4, 0.3)
+    summary["comparisons"] = {}
+    write_json(outputs / "reports/compare/summary.json", summary)
+    report.main()
+    text = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    assert "paired by seed" not in text and "## Table 3" in text

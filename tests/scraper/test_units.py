@@ -218,6 +218,7 @@ def test_scrapy_command_formats_settings():
     ("2019-05-16T00:00:00+00:00", "London, King Street", "2019-05-16"),
     ("2019-05-15T16:00:00.000Z", "Somewhere new", "2019-05-16"),  # unknown saleroom: nearest UTC midnight
     ("2019-05-16T04:00:00Z", "Somewhere new", "2019-05-16"),
+    ("2019-05-16T15:07:12.345Z", "Somewhere new", "2019-05-16"),  # a true instant keeps its UTC date
     ("16 May 2019", "London", None), ("", "London", None), (None, "London", None),
 ])
 def test_sale_day_is_the_salerooms_local_day_in_every_form(value, location, day):
