@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from scraper.demo.catalogue import (
+    ROUNDEL_PATH,
     ART_CATEGORIES,
     DECOY_CATEGORIES,
     IMAGE_BOMB,
@@ -149,7 +150,8 @@ def test_image_kinds_and_missing_images(catalogue):
                kinds[IMAGE_NONE]) >= 1
     for lot in catalogue.lots.values():
         if lot.truth.image_kind == IMAGE_PLACEHOLDER:
-            assert lot.image_path == NO_IMAGE_PATH and not lot.truth.has_image
+            sale = catalogue.sale_of(lot)  # onlineonly shows its roundel, www its no-image picture (site §12)
+            assert lot.image_path == (ROUNDEL_PATH if sale.is_online else NO_IMAGE_PATH) and not lot.truth.has_image
         elif lot.truth.image_kind == IMAGE_NONE:
             assert lot.image_path is None and not lot.truth.has_image
         else:

@@ -12,6 +12,7 @@ import requests
 from PIL import Image
 
 from scraper.demo import DemoSite
+from scraper.parsing import sale_day
 from scraper.demo.catalogue import (
     IMAGE_BOMB,
     IMAGE_CMYK,
@@ -89,7 +90,11 @@ def test_calendar_json_lists_each_month_in_the_sample_shape(site, catalogue):
         assert [e["event_id"] for e in payload["events"]] == [s.event_id for s in expected]
         for event, sale in zip(payload["events"], expected):
             assert EVENT_KEYS <= set(event)
-            assert re.fullmatch(r"\d{4}-\d\d-\d\dT00:00:00", event["end_date"]), "no timezone"
+            if sale.template.location in ("London", "Hong Kong"):  # local midnight written in UTC (site §12)
+                assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00(\.000)?Z", event["end_date"]), event["end_date"]
+                assert sale_day(event["end_date"], event["location_txt"]) == sale.end.isoformat()
+            else:
+                assert re.fullmatch(r"\d{4}-\d\d-\d\dT00:00:00", event["end_date"]), "naive local midnight"
             assert event["analytics_id"] == f"Sale-{sale.sale_number}"
             assert event["filter_ids"] == sale.filter_ids
             seen_subtitles.append(event["subtitle_txt"])
