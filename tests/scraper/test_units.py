@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from email.utils import format_datetime
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from scrapy import signals
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
@@ -17,7 +19,7 @@ from scraper.items import LotItem
 from scraper.middlewares import backoff_delay, parse_retry_after
 from scraper.pipelines import DedupeLotPipeline, ValidateLotPipeline, image_relpath, safe_name, validation_reasons
 from scraper.spiders.christies import ChristiesSpider, should_fetch_next_page
-from scraper.spiders.christies_images import read_image_list
+from scraper.spiders.christies_images import ChristiesImagesSpider, read_image_list
 from scraper.stage import scrapy_command, setting_value
 from common import safe_join
 
@@ -255,3 +257,25 @@ def test_progress_lines_count_what_is_settled_and_estimate_the_time_left():
     images = progress_line(SimpleNamespace(), {"item_scraped_count": 50, "images/requested": 400}, elapsed=10.0)
     assert images == "fetch progress: images 50/400 done (300/min), ~70 s left"
     assert eta_text(5.0, 0, 10) == "time left unknown" and eta_text(3600.0, 1, 4) == "~3.0 h left"
+
+
+def test_image_spider_keeps_at_most_concurrent_items_lots_in_the_pipeline(tmp_path):
+    """Scrapy reads start() items without back-pressure; the spider holds the next lot back until one leaves
+    the pipeline (12,500 lots at once made 3.5 requests per image on the demo, most of them timeouts)."""
+    sample = tmp_path / "sample.csv"
+    sample.write_text("lot_key,image_url\n" + "".join(f"k{i},http://h/{i}.jpg\n" for i in range(6)), encoding="utf-8")
+    crawler = get_crawler(ChristiesImagesSpider, {"CONCURRENT_ITEMS": 2})
+    spider = ChristiesImagesSpider.from_crawler(crawler, list=str(sample))
+
+    async def drive() -> list[str]:
+        start = spider.start()
+        first = [await anext(start), await anext(start)]
+        third = asyncio.ensure_future(anext(start))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not third.done(), "a third lot entered a pipeline limited to 2"
+        crawler.signals.send_catch_log(signals.item_scraped, item=first[0], response=None, spider=spider)
+        item = await asyncio.wait_for(third, timeout=5)
+        return [lot.lot_key for lot in [*first, item]]
+
+    assert asyncio.run(drive()) == ["k0", "k1", "k2"]
