@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro repro-paper test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
+.PHONY: repro repro-paper repro-mission bench-mission test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ repro: $(STAMP)
 # The paper's configuration (profiles/paper.yaml: live crawl, 50 x 250 works, GPU if present); docs/PAPER_PROFILE.md.
 repro-paper: $(STAMP)
 	set -f; args="$$($(BIN)/python -m common.profiles profiles/paper.yaml)" && $(BIN)/dvc exp run -n paper $$args
+
+# The mission's size on the embedded demo (profiles/mission-demo.yaml: 50 x 250 works, 128 px, k = 50), as an
+# experiment in this workspace; bench-mission runs it from scratch in a scratch copy, timed stage by stage.
+repro-mission: $(STAMP)
+	set -f; args="$$($(BIN)/python -m common.profiles profiles/mission-demo.yaml)" && $(BIN)/dvc exp run -n mission $$args
+bench-mission: $(STAMP)
+	$(BIN)/python -m bench.pipeline --profile profiles/mission-demo.yaml
 
 # The review page is tested in a real headless browser: Debian's chromium + chromedriver.
 browser:

@@ -1,6 +1,6 @@
 """Benchmark: the whole pipeline from scratch on the embedded default, stage by stage.
 
-    python -m bench.pipeline [--runner dvc|cmds] [--keep] [--no-record]
+    python -m bench.pipeline [--runner dvc|cmds] [--profile profiles/mission-demo.yaml] [--keep] [--no-record]
 
 The checkout's files (tracked and untracked-but-not-ignored, as `git ls-files -co --exclude-standard` lists
 them: no data outputs, no DVC cache, no virtualenv) are copied to a scratch folder, so the run never
@@ -11,13 +11,20 @@ clone. Then:
   stage's time runs from DVC's `Running stage '<name>'` line to the next one, so it includes DVC hashing
   and caching that stage's outputs, as `make repro` does;
 * `--runner cmds`: each stage's `cmd` from dvc.yaml, in dependency order, timed alone (no DVC overhead).
+
+`--profile` applies a profile's overrides to the copy's params.yaml first (as `dvc exp run -S` would); with
+profiles/mission-demo.yaml (`make bench-mission`) the mission's goals are checked from the copy's outputs:
+≤ 60 minutes, peak memory ≤ 8 GB (the largest resident set of any stage process), ≥ 10,000 of the 12,500
+sampled works in data/final/, and results.md at k = 50.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,8 +37,12 @@ from pathlib import Path
 import yaml
 
 from bench import _record
+from common.profiles import apply_profile, check_profile, load_profile
 
 GOAL_SECONDS = 600.0  # issue #8: `make repro` within 10 minutes on 2 cores
+MISSION_GOAL_SECONDS = 3600.0  # issue #14: the mission-size demo profile within 60 minutes on 2 cores
+MISSION_GOAL_PEAK_BYTES = 8 * 2**30
+MISSION_GOAL_FINAL_WORKS = 10_000
 STAGE_LINE = re.compile(r"^Running stage '(?P<stage>[^']+)'")
 STARTUP = "(dvc start-up)"
 MAKEFILE_ENV = {"DVC_NO_ANALYTICS": "1"}  # the model stages set their allocator from params (keep_freed_memory)
@@ -169,21 +180,77 @@ def run_commands(workdir: Path, env: Mapping[str, str]) -> tuple[list[StageTime]
     return times, sum(t.seconds for t in times)
 
 
-def report(times: list[StageTime], total: float, runner: str, n_files: int) -> str:
+def apply_profile_to_copy(workdir: Path, profile_path: Path) -> dict:
+    """Rewrite the copy's params.yaml with the profile applied; return the resulting params."""
+    params_path = workdir / "params.yaml"
+    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    profile = load_profile(profile_path)
+    check_profile(profile, params, profile_path, params_path)
+    merged = apply_profile(params, profile)
+    params_path.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return merged
+
+
+def peak_child_rss_bytes() -> int:
+    """The largest resident set of any finished child process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+@dataclass(frozen=True)
+class MissionOutcome:
+    """What the mission goals are checked on, read from the copy's outputs (None where a file is missing)."""
+
+    sampled: int | None
+    final: int | None
+    report_k: int | None
+
+
+def mission_outcome(workdir: Path) -> MissionOutcome:
+    sample = workdir / "data/interim/sample.csv"
+    summary = workdir / "data/final/images_summary.json"
+    results = workdir / "reports/results.md"
+    sampled = None
+    if sample.is_file():
+        with sample.open(encoding="utf-8", newline="") as fh:
+            sampled = sum(1 for _ in csv.reader(fh)) - 1
+    final = int(yaml.safe_load(summary.read_text(encoding="utf-8"))["converted"]) if summary.is_file() else None
+    match = re.search(r"methods at k = (\d+)", results.read_text(encoding="utf-8")) if results.is_file() else None
+    return MissionOutcome(sampled, final, int(match[1]) if match else None)
+
+
+def mission_goals(total: float, peak_bytes: int, outcome: MissionOutcome, finished: bool) -> str:
+    final_ok = None if outcome.final is None else outcome.final >= MISSION_GOAL_FINAL_WORKS
+    return "".join([
+        _record.goal_line(f"mission profile ≤ {MISSION_GOAL_SECONDS / 60:.0f} minutes on 2 cores",
+                          total <= MISSION_GOAL_SECONDS if finished or total > MISSION_GOAL_SECONDS else None,
+                          f"{total / 60:.1f} min on {os.cpu_count()} cores" + ("" if finished else ", run incomplete")),
+        _record.goal_line(f"peak memory ≤ {MISSION_GOAL_PEAK_BYTES / 2**30:.0f} GB",
+                          peak_bytes <= MISSION_GOAL_PEAK_BYTES, f"{peak_bytes / 2**30:.2f} GiB (largest process)"),
+        _record.goal_line(f"≥ {MISSION_GOAL_FINAL_WORKS:,} of the sampled works in data/final/", final_ok,
+                          f"{outcome.final} of {outcome.sampled} sampled"),
+        _record.goal_line("results.md at k = 50", None if outcome.report_k is None else outcome.report_k == 50,
+                          f"k = {outcome.report_k}"),
+    ])
+
+
+def report(times: list[StageTime], total: float, runner: str, n_files: int, profile: Path | None = None,
+           peak_bytes: int = 0, outcome: MissionOutcome | None = None) -> str:
     rows = [[t.stage, t.seconds, f"{t.seconds / total:.0%}"] for t in times]
     rows.append(["**total**", total, "100%"])
     dominant = max((t for t in times if t.stage != STARTUP), key=lambda t: t.seconds)
     finished = "FAILED" not in times[-1].stage
     how = ("`dvc repro --force` (stage time includes DVC hashing/caching its outputs)" if runner == "dvc"
            else "each dvc.yaml `cmd` alone, in dependency order (no DVC overhead)")
-    return (f"Embedded default (params.yaml as checked out), from scratch in a scratch copy of {n_files} files; "
-            f"runner: {how}.\n\n"
-            + _record.markdown_table(["stage", "seconds", "share"], rows)
-            + f"\nDominant stage: **{dominant.stage}** ({dominant.seconds:.1f} s, {dominant.seconds / total:.0%}).\n\n"
-            + "Goals:\n\n"
-            + _record.goal_line(f"`make repro` ≤ {GOAL_SECONDS / 60:.0f} minutes on 2 cores",
+    what = f"params.yaml with `{profile}` applied" if profile else "Embedded default (params.yaml as checked out)"
+    goals = (mission_goals(total, peak_bytes, outcome, finished) if outcome is not None else
+             _record.goal_line(f"`make repro` ≤ {GOAL_SECONDS / 60:.0f} minutes on 2 cores",
                                 total <= GOAL_SECONDS if finished or total > GOAL_SECONDS else None,
                                 f"{total:.0f} s on {os.cpu_count()} cores" + ("" if finished else ", run incomplete")))
+    return (f"{what}, from scratch in a scratch copy of {n_files} files; runner: {how}.\n\n"
+            + _record.markdown_table(["stage", "seconds", "share"], rows)
+            + f"\nDominant stage: **{dominant.stage}** ({dominant.seconds:.1f} s, {dominant.seconds / total:.0%}). "
+            + f"Peak memory: {peak_bytes / 2**30:.2f} GiB (largest resident set of one process).\n\n"
+            + "Goals:\n\n" + goals)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", type=Path, default=Path("."), help="the checkout to copy")
     parser.add_argument("--venv-bin", type=Path, default=Path(sys.executable).parent,
                         help="put first on PATH for the stages (default: this interpreter's folder)")
+    parser.add_argument("--profile", type=Path, help="apply this profile to the copy's params.yaml first")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (its path is printed)")
     _record.add_record_arguments(parser)
     return parser
@@ -204,17 +272,20 @@ def main(argv: list[str] | None = None) -> str:
     try:
         n_files = copy_checkout(args.source.resolve(), workdir)
         print(f"scratch copy: {workdir} ({n_files} files)", file=sys.stderr)
+        if args.profile:
+            apply_profile_to_copy(workdir, args.profile)
         env = run_environment(args.venv_bin.absolute())
         runner = run_dvc if args.runner == "dvc" else run_commands
         times, total = runner(workdir, env)
+        outcome = mission_outcome(workdir) if args.profile else None
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    body = report(times, total, args.runner, n_files)
-    return _record.publish(args, "bench.pipeline", argv, f"Pipeline from scratch, runner {args.runner} "
-                           "(bench/pipeline.py)", body)
+    body = report(times, total, args.runner, n_files, args.profile, peak_child_rss_bytes(), outcome)
+    title = f"Pipeline from scratch{f' with {args.profile}' if args.profile else ''}, runner {args.runner}"
+    return _record.publish(args, "bench.pipeline", argv, f"{title} (bench/pipeline.py)", body)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ target does.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import re
 import sys
@@ -167,6 +168,18 @@ def override_args(profile: Mapping[str, Any], profile_path: str | Path = "profil
         except ProfileError as error:
             raise ProfileError(f"{profile_path}: {error}") from None
     return args
+
+
+def apply_profile(params: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `params` with every leaf of `profile` set (what `dvc exp run -S` does to params.yaml)."""
+    merged = copy.deepcopy(dict(params))
+    for path, value in flatten(profile):
+        *sections, key = path.split(".")
+        target = merged
+        for section in sections:
+            target = target[section]
+        target[key] = copy.deepcopy(value)
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:

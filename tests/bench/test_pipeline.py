@@ -60,3 +60,19 @@ def test_cmds_runner_times_each_stage_in_a_scratch_copy(tmp_path, record_file):
     assert "**met**" in text and "Dominant stage" in text
     assert not (source / "out").exists()  # the stages ran in the copy, not in the source checkout
     assert "## Pipeline from scratch" in record_file.read_text(encoding="utf-8")
+
+
+def test_mission_goals_are_read_from_the_copys_outputs(tmp_path):
+    (tmp_path / "data/interim").mkdir(parents=True)
+    (tmp_path / "data/final").mkdir(parents=True)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "data/interim/sample.csv").write_text('lot_key,title\na,"two\nlines"\nb,x\nc,y\n', encoding="utf-8")
+    (tmp_path / "data/final/images_summary.json").write_text('{"converted": 2}', encoding="utf-8")
+    (tmp_path / "reports/results.md").write_text("## Table 3 — methods at k = 50: agreement\n", encoding="utf-8")
+    outcome = pipeline.mission_outcome(tmp_path)
+    assert outcome == pipeline.MissionOutcome(sampled=3, final=2, report_k=50)
+    text = pipeline.report([pipeline.StageTime("scrape", 10.0)], 10.0, "dvc", 5, tmp_path / "p.yaml", 2**30, outcome)
+    assert "p.yaml" in text and "1.00 GiB" in text
+    goals = pipeline.mission_goals(3000.0, 9 * 2**30, outcome, finished=True)
+    assert goals.count("NOT met") == 2 and goals.count("**met**") == 2, goals  # memory over 8 GB, 2 < 10,000 works; time and k met
+    assert pipeline.mission_outcome(tmp_path / "missing") == pipeline.MissionOutcome(None, None, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 import shlex
 import shutil
 import subprocess
@@ -13,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.profiles import (ProfileError, check_profile, flatten, format_value, load_profile, main,
+from common.profiles import (ProfileError, apply_profile, check_profile, flatten, format_value, load_profile, main,
                              override_args)
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "profiles" / "paper.yaml"
+MISSION = REPO / "profiles" / "mission-demo.yaml"
 PARAMS = REPO / "params.yaml"
 
 PARAMS_SAMPLE = {
@@ -37,9 +39,10 @@ def override_pairs(args: list[str]) -> dict[str, str]:
     return dict(arg.split("=", 1) for arg in args[1::2])
 
 
-def test_shipped_paper_profile_is_valid_against_params_yaml():
-    check_profile(load_profile(PAPER), read_yaml(PARAMS), PAPER, PARAMS)
-    assert main([str(PAPER), "--params", str(PARAMS), "--check"]) == 0
+@pytest.mark.parametrize("profile", [PAPER, MISSION], ids=lambda p: p.name)
+def test_shipped_profiles_are_valid_against_params_yaml(profile):
+    check_profile(load_profile(profile), read_yaml(PARAMS), profile, PARAMS)
+    assert main([str(profile), "--params", str(PARAMS), "--check"]) == 0
 
 
 def test_paper_profile_sets_the_values_named_in_issue_5():
@@ -139,18 +142,33 @@ def test_printed_values_parse_back_to_the_profile_values():
         assert yaml.safe_load(pairs[key]) == value, key
 
 
-def test_dvc_set_param_applies_the_profile_exactly(tmp_path):
-    """DVC's own `-S` code path (Hydra overrides on params.yaml), then the stages' reader (yaml.safe_load)."""
+@pytest.mark.parametrize("profile_path", [PAPER, MISSION], ids=lambda p: p.name)
+def test_dvc_set_param_applies_the_profile_exactly(tmp_path, profile_path):
+    """DVC's own `-S` code path (Hydra overrides on params.yaml), then the stages' reader (yaml.safe_load);
+    apply_profile (the benchmark's scratch copies) gives the same params."""
     apply_overrides = pytest.importorskip("dvc.utils.hydra").apply_overrides
     params_copy = tmp_path / "params.yaml"
     shutil.copy(PARAMS, params_copy)
-    profile = load_profile(PAPER)
+    profile = load_profile(profile_path)
     apply_overrides(params_copy, override_args(profile)[1::2])
 
     before, after = read_yaml(PARAMS), read_yaml(params_copy)
     changed = dict(flatten(profile))
     for key, value in flatten(before):
         assert after_value(after, key) == changed.get(key, value), key
+    assert apply_profile(before, profile) == after
+
+
+def test_mission_profile_catalogue_has_50_artists_of_300_works_and_samples_12500():
+    from scraper.demo import build_catalogue  # noqa: PLC0415
+
+    params = apply_profile(read_yaml(PARAMS), load_profile(MISSION))
+    assert (params["select"]["n_artists"], params["select"]["per_artist"], params["images"]["size"],
+            params["model"]["k"]) == (50, 250, 128, 50)
+    catalogue = build_catalogue(params["demo"], str(params["scrape"]["start"]))
+    works = sorted(Counter(lot.truth.artist_key for lot in catalogue.lots.values() if lot.truth.artist_key).values(),
+                   reverse=True)
+    assert len(works) >= 50 and works[49] >= 300
 
 
 def after_value(params: dict, dotted: str):

@@ -101,3 +101,12 @@ def test_collage_picks_are_seeded_members_of_their_cluster():
     assert [len(p) for p in picks] == [2, 2, 1, 0]
     assert all((assignments[p] == c).all() for c, p in enumerate(picks))
     assert [p.tolist() for p in picks] == [p.tolist() for p in figures.collage_picks(assignments, 4, 2, seed=1)]
+
+
+def test_tsne_figures_use_all_points_or_a_seeded_sorted_sample():
+    assert evaluate.tsne_subset(10, None, 0).tolist() == list(range(10))
+    assert evaluate.tsne_subset(10, 10, 0).tolist() == list(range(10))
+    sample = evaluate.tsne_subset(12_500, 5000, 3)
+    assert sample.size == 5000 and np.unique(sample).size == 5000 and np.all(np.diff(sample) > 0)
+    assert np.array_equal(sample, evaluate.tsne_subset(12_500, 5000, 3))
+    assert not np.array_equal(sample, evaluate.tsne_subset(12_500, 5000, 4))

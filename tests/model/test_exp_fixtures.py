@@ -71,7 +71,7 @@ def small_params(**compare_overrides) -> dict:
             "cluster": {"batch_size": 7, "lr": 0.001, "maxiter": 8, "update_interval": 4, "tol": 0.001,
                         "kl_weight": 0.9, "recon_weight": 0.1, "kmeans_n_init": 2},
             "compare": compare,
-            "evaluate": {"tsne_perplexity": 30, "collage_per_cluster": 3},
+            "evaluate": {"tsne_perplexity": 30, "collage_per_cluster": 3, "tsne_max_points": 5000},
             "report": {"paper_values": True},
             "scrape": {"site": "demo", "base_url": "https://www.christies.com"}, "demo": {"seed": 7},
             "pretrain": {"epochs": 2, "batch_size": 16, "lr": 0.001},
