@@ -2,8 +2,11 @@
 
 Reads the curator's `data/review/manifest.csv` (only its `decision` and `note` columns count; every other
 column is taken from the pipeline's `data/interim/manifest_auto.csv`) and writes
-`data/interim/reviewed.csv` (the kept rows) and `data/review/index.html`. A malformed curator file stops the
-stage with every problem listed and nothing written. This stage never modifies the curator's file.
+`data/interim/reviewed.csv` (the kept rows) and the contact sheet: `data/review/index.html` (kept / dropped /
+total per artist, each artist linked) and one page per artist, `data/review/sheet/artist-NNN.html`, with the
+thumbnails and, on each, the row of `data/review/manifest.csv` that holds its decision (at 12,500 works a
+single page would hold 12,500 images). A malformed curator file stops the stage with every problem listed and
+nothing written. This stage never modifies the curator's file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import html
 import logging
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +32,7 @@ MANIFEST_AUTO = Path("data/interim/manifest_auto.csv")
 CURATOR_MANIFEST = Path("data/review/manifest.csv")
 REVIEWED_CSV = Path("data/interim/reviewed.csv")
 CONTACT_SHEET = Path("data/review/index.html")
+ARTIST_PAGES = Path("data/review/sheet")  # one page per artist; thumbnails are ../thumbs/...
 
 AUTO_REQUIRED = ("lot_key", "artist_key", "artist", "title", "kind", "image_path", "thumb_path", "flags")
 REVIEWED_COLUMNS = (
@@ -43,7 +49,7 @@ td:first-child,th:first-child{text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:10px}
 figure{margin:0;width:170px;padding:4px;border:3px solid #3a3}figure.drop{border-color:#c33;opacity:.75}
 figure img{max-width:160px;max-height:160px;display:block;margin:auto}
-figcaption{font-size:12px;overflow-wrap:anywhere}.flags{color:#a50}.decision{font-weight:bold}
+figcaption{font-size:12px;overflow-wrap:anywhere}.flags{color:#a50}.decision{font-weight:bold}.row{color:#555}
 """
 
 
@@ -62,6 +68,7 @@ def join_decisions(auto: pd.DataFrame, curator: pd.DataFrame) -> pd.DataFrame:
     return auto.assign(
         decision=auto["lot_key"].map(decisions["decision_normalised"]),
         note=auto["lot_key"].map(notes).fillna(""),
+        csv_row=auto["lot_key"].map(decisions[ROW]),
     )
 
 
@@ -71,10 +78,15 @@ def reviewed_rows(joined: pd.DataFrame) -> pd.DataFrame:
     return kept.reindex(columns=list(REVIEWED_COLUMNS), fill_value="").reset_index(drop=True)
 
 
+def _row_label(csv_row: object) -> str:
+    return "" if pd.isna(csv_row) else f'<span class="row">row {int(csv_row)}</span> '
+
+
 def _figure(row: pd.Series) -> str:
     thumb = row.get("thumb_path", "")
     image = (
-        f'<img src="{html.escape(thumb, quote=True)}" alt="" loading="lazy">' if SAFE_THUMB.match(thumb) else "<p>(no image)</p>"
+        f'<img src="../{html.escape(thumb, quote=True)}" alt="" loading="lazy">' if SAFE_THUMB.match(thumb)
+        else "<p>(no image)</p>"
     )
     lot_url = str(row.get("lot_url", ""))
     key = sanitize(row["lot_key"])
@@ -84,36 +96,73 @@ def _figure(row: pd.Series) -> str:
     note = f"<br><i><bdi>{sanitize(row['note'])}</bdi></i>" if row["note"] else ""
     decision = "keep" if row["decision"] == "keep" else "drop"
     return (
-        f'<figure class="{decision}">{image}<figcaption>{key}<br><bdi>{sanitize(row["title"])}</bdi>{flags}{note}'
-        f'<br><span class="decision">{decision}</span></figcaption></figure>'
+        f'<figure class="{decision}">{image}<figcaption>{_row_label(row["csv_row"])}{key}'
+        f'<br><bdi>{sanitize(row["title"])}</bdi>{flags}{note}<br><span class="decision">{decision}</span>'
+        "</figcaption></figure>"
     )
 
 
-def render_contact_sheet(joined: pd.DataFrame) -> str:
-    """The whole HTML page: kept/dropped counts per artist, then each artist's thumbnails. No scripts."""
+PAGE_HEAD = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    "<meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'\">"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return f"{PAGE_HEAD}<title>{title}</title><style>{PAGE_STYLE}</style></head><body>{body}</body></html>\n"
+
+
+def artist_page_name(index: int) -> str:
+    return f"artist-{index:03d}.html"
+
+
+def render_contact_sheet(joined: pd.DataFrame) -> dict[str, str]:
+    """The contact sheet as {relative path: HTML}: `index.html` (counts per artist, each linked) and one page
+    per artist under `sheet/` with its thumbnails, kept first then dropped. No scripts."""
     ordered = joined.assign(_sort=joined["artist"].str.casefold()).sort_values(["_sort", "artist", "lot_key"], kind="stable")
-    counts = ordered.groupby(["_sort", "artist"], sort=True)["decision"].agg(
-        kept=lambda d: int((d == "keep").sum()), dropped=lambda d: int((d != "keep").sum())
-    )
-    count_rows = "".join(
-        f'<tr><td><a href="#artist-{i}"><bdi>{sanitize(artist)}</bdi></a></td><td>{r.kept}</td><td>{r.dropped}</td>'
-        f"<td>{r.kept + r.dropped}</td></tr>"
-        for i, ((_, artist), r) in enumerate(counts.iterrows())
-    )
-    total = f"<tr><th>Total</th><th>{counts['kept'].sum()}</th><th>{counts['dropped'].sum()}</th><th>{len(joined)}</th></tr>"
-    sections = []
-    for i, ((_, artist), group) in enumerate(ordered.groupby(["_sort", "artist"], sort=True)):
-        figures = "".join(_figure(row) for _, row in group.iterrows())
-        sections.append(f'<h2 id="artist-{i}"><bdi>{sanitize(artist)}</bdi></h2><div class="grid">{figures}</div>')
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'\">"
-        f"<title>Review contact sheet</title><style>{PAGE_STYLE}</style></head><body>"
+    groups = list(ordered.groupby(["_sort", "artist"], sort=True))
+    pages, count_rows, kept_total = {}, [], 0
+    for i, ((_, artist), group) in enumerate(groups):
+        kept = int((group["decision"] == "keep").sum())
+        kept_total += kept
+        name = sanitize(artist)
+        link = f"sheet/{artist_page_name(i)}"
+        count_rows.append(f'<tr><td><a href="{link}"><bdi>{name}</bdi></a></td><td>{kept}</td>'
+                          f"<td>{len(group) - kept}</td><td>{len(group)}</td></tr>")
+        neighbours = " · ".join(
+            [f'<a href="{artist_page_name(i - 1)}">previous artist</a>'] * (i > 0) + ['<a href="../index.html">all artists</a>']
+            + [f'<a href="{artist_page_name(i + 1)}">next artist</a>'] * (i + 1 < len(groups)))
+        by_decision = group.assign(_dropped=group["decision"] != "keep").sort_values("_dropped", kind="stable")
+        figures = "".join(_figure(row) for _, row in by_decision.iterrows())
+        pages[link] = _page(f"Review contact sheet: {name}", (
+            f"<p>{neighbours}</p><h1><bdi>{name}</bdi></h1><p>{kept} kept, {len(group) - kept} dropped, {len(group)} "
+            "in all. <i>row N</i> is the row of data/review/manifest.csv to edit.</p>"
+            f'<div class="grid">{figures}</div>'))
+    total = f"<tr><th>Total</th><th>{kept_total}</th><th>{len(joined) - kept_total}</th><th>{len(joined)}</th></tr>"
+    pages["index.html"] = _page("Review contact sheet", (
         "<h1>Review contact sheet</h1><p>Decisions from data/review/manifest.csv; edit them there and rerun "
-        "<code>dvc repro</code>.</p>"
-        f"<table><tr><th>Artist</th><th>kept</th><th>dropped</th><th>total</th></tr>{count_rows}{total}</table>"
-        f"{''.join(sections)}</body></html>\n"
-    )
+        "<code>dvc repro</code>. Each artist's works are on the artist's page.</p>"
+        f"<table><tr><th>Artist</th><th>kept</th><th>dropped</th><th>total</th></tr>{''.join(count_rows)}{total}</table>"))
+    return pages
+
+
+def write_contact_sheet(pages: dict[str, str], index_path: Path = CONTACT_SHEET,
+                        sheet_dir: Path = ARTIST_PAGES) -> None:
+    """Replace the artist pages as a whole (built in a temporary folder, then renamed), then the index."""
+    sheet_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".sheet-", dir=sheet_dir.parent))
+    for relative, text in pages.items():
+        if relative.startswith(f"{sheet_dir.name}/"):
+            (staging / Path(relative).name).write_text(text, encoding="utf-8")
+    old = sheet_dir.with_name(f".{sheet_dir.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if sheet_dir.exists():
+        sheet_dir.rename(old)
+    staging.rename(sheet_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    with atomic_write(index_path) as fh:
+        fh.write(pages["index.html"])
 
 
 def main() -> None:
@@ -124,12 +173,12 @@ def main() -> None:
     reviewed = reviewed_rows(joined)
     if reviewed.empty:
         log.warning("%s: every row is dropped; the images stage will have nothing to convert", CURATOR_MANIFEST)
-    page = render_contact_sheet(joined)
+    pages = render_contact_sheet(joined)
     with atomic_path(REVIEWED_CSV) as tmp:
         reviewed.to_csv(tmp, index=False, lineterminator="\n")
-    with atomic_write(CONTACT_SHEET) as fh:
-        fh.write(page)
-    log.info("%d of %d rows kept -> %s; contact sheet %s", len(reviewed), len(joined), REVIEWED_CSV, CONTACT_SHEET)
+    write_contact_sheet(pages)
+    log.info("%d of %d rows kept -> %s; contact sheet %s (%d artist pages in %s)", len(reviewed), len(joined),
+             REVIEWED_CSV, CONTACT_SHEET, len(pages) - 1, ARTIST_PAGES)
 
 
 if __name__ == "__main__":

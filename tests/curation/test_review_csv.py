@@ -139,11 +139,36 @@ def test_contact_sheet_escapes_untrusted_text(repo):
     write_review_csv(repo / "data/interim/manifest_auto.csv", auto)
     write_review_csv(repo / "data/review/manifest.csv", auto.assign(decision="keep", note="<b>n</b>"))
     apply_review.main()
-    page = (repo / "data/review/index.html").read_text(encoding="utf-8")
+    index = (repo / "data/review/index.html").read_text(encoding="utf-8")
+    artist_pages = sorted((repo / "data/review/sheet").glob("artist-*.html"))
+    assert len(artist_pages) == index.count('href="sheet/artist-') >= 1
+    page = index + "".join(path.read_text(encoding="utf-8") for path in artist_pages)
     assert "<script" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "javascript:" not in page and "onerror=\"" not in page and "\x00" not in page
     assert "<b>n</b>" not in page and "&lt;b&gt;n&lt;/b&gt;" in page
     assert 'href="https://ok/&quot;x"' in page
     assert len(page) < 50_000  # the 100 kB title is cut
-    assert 'src="thumbs/www-1-1.jpg"' in page
+    assert 'src="../thumbs/www-1-1.jpg"' in page and '<span class="row">row 2</span>' in page
     assert "<td>2</td><td>0</td><td>2</td>" in page  # Ann A: 2 kept, 0 dropped
+
+
+def test_contact_sheet_is_one_page_per_artist_with_counts_links_and_csv_rows(repo):
+    auto = auto_frame()
+    write_review_csv(repo / "data/interim/manifest_auto.csv", auto)
+    # Ann A's first work dropped by the curator; rows in the curator's file in another order than the sample
+    curator = auto.assign(decision=["drop", "keep", "keep"], note="").iloc[[2, 0, 1]]
+    write_review_csv(repo / "data/review/manifest.csv", curator)
+    (repo / "data/review/sheet").mkdir(parents=True)
+    (repo / "data/review/sheet/artist-099.html").write_text("stale page of an earlier run")
+    apply_review.main()
+    index = (repo / "data/review/index.html").read_text(encoding="utf-8")
+    assert "<img" not in index and "<td>1</td><td>1</td><td>2</td>" in index and "<th>2</th><th>1</th><th>3</th>" in index
+    pages = sorted(p.name for p in (repo / "data/review/sheet").iterdir())
+    assert pages == ["artist-000.html", "artist-001.html"]  # the stale page is gone
+    ann = (repo / "data/review/sheet/artist-000.html").read_text(encoding="utf-8")
+    assert "Ann A" in ann and "1 kept, 1 dropped, 2 in all" in ann
+    assert 'href="artist-001.html">next artist' in ann and "previous artist" not in ann
+    # kept first; each work shows its row in the curator's file (header = row 1): www-1-2 is row 4, www-1-1 row 3
+    assert ann.index("www-1-2") < ann.index("www-1-1")
+    assert '<span class="row">row 4</span> <a href="https://www.christies.com/en/lot/lot-www-1-2"' in ann
+    assert '<span class="row">row 3</span>' in ann
