@@ -25,7 +25,7 @@ PARAMS = {
         },
         "qualifiers": ["AFTER", "ATTRIBUTED TO", "CIRCLE OF", "SCHOOL OF", "STUDIO OF", "FOLLOWER OF", "WORKSHOP OF", "MANNER OF", "ENTOURAGE OF", "STYLE OF"],
     },
-    "select": {"n_artists": 2, "per_artist": 3},
+    "select": {"n_artists": 2, "per_artist": 3, "top_up": False},
     "review": {
         "sketch_keywords": ["study", "sketch", "preparatory", "esquisse", "studie", "verso"],
         "sculpture_keywords": ["bronze", "marble", "sculpture", "terracotta", "plaster", "patina"],

@@ -126,3 +126,32 @@ def test_sample_is_seeded_per_artist_and_stable(repo, params):
     write_params(repo, params)
     _, other_seed = run_through_sample(repo, records)
     assert other_seed.loc[other_seed["artist_key"] == "alpha-artist", "lot_key"].tolist() != alpha
+
+
+def test_top_up_replaces_dropped_works_with_the_artists_next_ones(repo, params):
+    records = [lot(f"www-a-{i:02d}", maker="ALPHA ARTIST") for i in range(9)]
+    records += [lot(f"www-b-{i:02d}", maker="BRAVO ARTIST") for i in range(4)]
+    params["select"].update(n_artists=2, per_artist=3, top_up=True)
+    write_params(repo, params)
+    _, first = run_through_sample(repo, records)  # no curator file yet: nothing to top up
+    alpha = first.loc[first["artist_key"] == "alpha-artist", "lot_key"].tolist()
+    bravo = first.loc[first["artist_key"] == "bravo-artist", "lot_key"].tolist()
+    assert len(alpha) == len(bravo) == 3
+
+    curator = repo / "data/review/manifest.csv"
+    curator.parent.mkdir(parents=True, exist_ok=True)
+    drops = {alpha[0]: "drop", alpha[2]: "DROP", bravo[0]: "drop", bravo[1]: "drop"}
+    curator.write_text("lot_key,decision,note\n" + "".join(f"{key},{drops.get(key, 'keep')},\n" for key in alpha + bravo),
+                       encoding="utf-8")
+    _, topped = run_through_sample(repo, records)
+    new_alpha = topped.loc[topped["artist_key"] == "alpha-artist", "lot_key"].tolist()
+    new_bravo = topped.loc[topped["artist_key"] == "bravo-artist", "lot_key"].tolist()
+    assert set(alpha) < set(new_alpha) and len(new_alpha) == 5  # 2 dropped -> 2 more; 3 not dropped
+    assert set(bravo) < set(new_bravo) and len(new_bravo) == 4  # bravo runs out: 2 of 4 left
+    _, again = run_through_sample(repo, records)
+    pd.testing.assert_frame_equal(topped, again)  # seeded: the same replacements
+
+    params["select"]["top_up"] = False  # off: the plain draw, whatever the curator dropped
+    write_params(repo, params)
+    _, plain = run_through_sample(repo, records)
+    pd.testing.assert_frame_equal(plain, first)
