@@ -12,7 +12,7 @@ import html
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +26,9 @@ COMPONENTS_MARKER = "window.chrComponents ="
 CALENDAR_MARKER = "window.chrComponents.calendar ="
 DATA_MARKER = "data:"
 LOT_HEADER_MARKER = re.compile(r"window\.chrComponents\.lotHeader_\d+\s*=")
+BRI_MARKER = "window.briDataModel ="
+JSON_LD_SCRIPT = re.compile(r"<script[^>]*type\s*=\s*[\"']application/ld\+json[\"'][^>]*>(.*?)</script\s*>",
+                            re.IGNORECASE | re.DOTALL)
 
 # No image: the www placeholder, and the onlineonly roundel some addresses get instead of the lot image (§12).
 NO_IMAGE_PATTERN = re.compile(r"/alert/noimage/|non_noimag|christies-roundel\.svg", re.IGNORECASE)
@@ -143,6 +146,93 @@ def calendar_from_html(text: str) -> dict[str, Any]:
     if anchor == -1:
         raise ExtractionError(f"no {CALENDAR_MARKER!r} in the page")
     return extract_json(text, DATA_MARKER, start=anchor)
+
+
+def json_ld_events(text: str) -> list[dict[str, Any]]:
+    """Every schema.org `Event` (or subtype `…Event`) in a page's `application/ld+json` scripts, `@graph`
+    and lists walked; a script that is not valid JSON is skipped (one bad block must not hide the others)."""
+    events: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            kinds = node.get("@type")
+            kinds = kinds if isinstance(kinds, list) else [kinds]
+            if any(isinstance(kind, str) and kind.endswith("Event") for kind in kinds):
+                events.append(node)
+            walk(node.get("@graph"))
+
+    for match in JSON_LD_SCRIPT.finditer(text):
+        try:
+            walk(json.loads(html.unescape(match.group(1)).strip() or "null"))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+def ends_after(value: Any, now: datetime) -> bool:
+    """True when `value` is an ISO instant after `now` (a naive one read as UTC); False when it is not one."""
+    try:
+        stamp = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return False
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)) > now
+
+
+def sales_from_json_ld(events: list[Mapping[str, Any]], base_url: str, online_base_url: str,
+                       now: datetime | None = None) -> list[Sale]:
+    """Sales of a results month read from JSON-LD `Event`s (the third calendar route, christies-site.md §12).
+
+    They carry no event id, sale number, category or status: `sale_id` and `sale_number` are `""` until the
+    sale page's `briDataModel` names them (`sale_identity`), and every sale that has ended by `now` is kept
+    (category_ids empty): the clean stage keeps the 2-D works by their medium. Events without a URL, or
+    ending after `now` (not results yet), are skipped.
+    """
+    now = now or datetime.now(timezone.utc)
+    sales = []
+    for event in events:
+        url = str(event.get("url") or "").strip()
+        if not url or ends_after(event.get("endDate"), now):
+            continue
+        location = event.get("location")
+        location = location.get("name") if isinstance(location, dict) else location
+        location = str(location or "")
+        landing = urljoin(base_url + "/", url)
+        sales.append(Sale(
+            sale_id="", sale_number="", title=str(event.get("name") or ""), location=location,
+            sale_date=sale_day(event.get("endDate"), location) or sale_day(event.get("startDate"), location),
+            kind=sale_kind_of(landing, online_base_url), category_ids=(), landing_url=landing,
+        ))
+    return sales
+
+
+def sale_identity(text: str, sale: Sale) -> Sale:
+    """`sale` with its id and number from the sale page: `window.briDataModel.saleData` (`saleId`,
+    `saleNumber`, `saleTitle`, `location`), else the lots component's `sale` block / lot-search parameters.
+
+    Raises:
+        ExtractionError: the page names no sale id in either place.
+    """
+    sale_data: Mapping[str, Any] = {}
+    if BRI_MARKER in text:
+        model = extract_json(text, BRI_MARKER)
+        sale_data = model.get("saleData") if isinstance(model.get("saleData"), dict) else {}
+    sale_id, number = str(sale_data.get("saleId") or ""), str(sale_data.get("saleNumber") or "")
+    if not sale_id:
+        data = lots_data_from_html(text)
+        block = data.get("sale") if isinstance(data.get("sale"), dict) else {}
+        endpoint = data.get("lot_search_api_endpoint") or {}
+        query = endpoint.get("parameters") if isinstance(endpoint, dict) else None
+        query = query if isinstance(query, dict) else {}
+        sale_id = str(block.get("event_id") or query.get("saleid") or "")
+        number = number or str(block.get("sale_number") or query.get("salenumber") or "")
+    if not sale_id.strip():
+        raise ExtractionError("the sale page names no sale id (no briDataModel.saleData.saleId, no lots data)")
+    return replace(sale, sale_id=sale_id.strip(), sale_number=number.strip(),
+                   title=sale.title or str(sale_data.get("saleTitle") or ""),
+                   location=sale.location or str(sale_data.get("location") or ""))
 
 
 def lots_data_from_html(text: str) -> dict[str, Any]:
@@ -323,6 +413,11 @@ def calendar_api_url(base_url: str, year: int, month: int, component: str) -> st
 
 def calendar_page_url(base_url: str, year: int, month: int) -> str:
     return f"{base_url}/en/results?{urlencode({'month': month, 'year': year})}"
+
+
+def calendar_json_ld_url(base_url: str, year: int, month: int) -> str:
+    """The results month as a path (`/en/results/2019/05`): its page carries JSON-LD `Event`s (§12)."""
+    return f"{base_url}/en/results/{year:04d}/{month:02d}"
 
 
 def lotsearch_url(base_url: str, sale_id: str, sale_number: str, page: int, page_size: int) -> str:

@@ -101,7 +101,8 @@ def _sale_reasons(record: dict[str, Any]) -> list[str]:
     elif not (isinstance(sale_date, str) and ISO_DATE_PATTERN.match(sale_date)):
         reasons.append("bad:sale_date")
     categories = record.get("category_ids")
-    if not (isinstance(categories, list) and categories and all(isinstance(c, str) for c in categories)):
+    # empty only for a sale listed by the JSON-LD calendar route, which names no category
+    if not (isinstance(categories, list) and all(isinstance(c, str) and c for c in categories)):
         reasons.append("bad:category_ids")
     return reasons
 

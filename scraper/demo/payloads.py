@@ -389,6 +389,30 @@ def results_page_html(payload: dict, filters: str) -> str:
     return html_page("Auction Results", body)
 
 
+def results_json_ld_html(catalogue: Catalogue, year: int, month: int, origins: Origins) -> str:
+    """/en/results/{YYYY}/{MM}: the month's sales as JSON-LD `Event`s (name, url, startDate, endDate,
+    location.name) and nothing else the spider could use: no event id, no sale number, no category
+    (christies-site.md §12, the calendar's third route). Every sale of the month is listed, decoys included."""
+    events = [{
+        "@type": "Event", "name": sale.title,
+        "url": online_sale_url(sale, origins) if sale.is_online else sale_landing_url(sale, origins),
+        "startDate": calendar_date(sale, sale.start), "endDate": calendar_date(sale, sale.end),
+        "location": {"@type": "Place", "name": sale.template.location},
+        "eventAttendanceMode": "https://schema.org/OnlineEventAttendanceMode" if sale.is_online
+        else "https://schema.org/MixedEventAttendanceMode",
+    } for sale in catalogue.sales_in_month(year, month)]
+    graph = {"@context": "https://schema.org", "@graph": [{"@type": "WebPage", "name": "Auction Results"}, *events]}
+    body = f'<div id="calendar-root"></div>\n<script type="application/ld+json">{script_json(graph)}</script>'
+    return html_page("Auction Results", body)
+
+
+def bri_data_script(sale: Sale) -> str:
+    """`window.briDataModel` as sale pages carry it: the sale's ids without the lots (§12)."""
+    model = {"saleData": {"saleId": sale.event_id, "saleNumber": sale.sale_number, "saleTitle": sale.title,
+                          "location": sale.template.location}}
+    return f"<script>\n    window.briDataModel = {script_json(model)};\n</script>"
+
+
 # ---------------------------------------------------------------- sale listings
 
 
@@ -453,7 +477,7 @@ def sale_page_html(catalogue: Catalogue, sale: Sale, page: int, page_size: int, 
     }
     header = {"data": {"title_txt": sale.title, "subtitle_txt": sale.subtitle_txt}}
     body = "\n".join([f'<h1 class="chr-auction-header__auction-title">{sale.title}</h1>',
-                      chr_script([("auctionHeader", header), ("lots", {"data": data})])])
+                      chr_script([("auctionHeader", header), ("lots", {"data": data})]), bri_data_script(sale)])
     return html_page(sale.title, body)
 
 
@@ -520,7 +544,7 @@ def online_sale_page_html(catalogue: Catalogue, sale: Sale, page: int, page_size
         "auction": {"data": auction_data(catalogue, sale, origins)},
         "footer": {"data": {"copyright_txt": "Demo site. Not affiliated with Christie's."}},
     }
-    body = f"<script>\n    window.chrComponents = {script_json(blob)};\n</script>"
+    body = f"<script>\n    window.chrComponents = {script_json(blob)};\n</script>\n{bri_data_script(sale)}"
     return html_page(sale.title, body)
 
 

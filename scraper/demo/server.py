@@ -36,7 +36,7 @@ ONLINE_PAGE_SIZE = 30         # searchLots without loadall=true
 KEEP_ALIVE_IDLE_S = 30        # an idle keep-alive connection is closed after this long
 IMAGE_CACHE_SIZE = 512        # encoded renditions kept in memory
 SHUTDOWN_POLL_S = 0.05        # how often serve_forever checks for stop() (the default 0.5 s slows tests)
-REQUEST_KINDS = ("calendar", "lotsearch", "sale_page", "sso", "searchLots", "lot_page", "image", "robots",
+REQUEST_KINDS = ("calendar", "calendar_ld", "lotsearch", "sale_page", "sso", "searchLots", "lot_page", "image", "robots",
                  "not_found")
 
 
@@ -222,6 +222,11 @@ class DemoSite:
         payload = payloads.calendar_payload(self.catalogue, year, month, self.origins)
         return html_answer(payloads.results_page_html(payload, params.get("filters", "")))
 
+    def calendar_json_ld(self, params: dict, body: bytes, year: str, month: str) -> Answer:
+        if not 1 <= int(month) <= 12:
+            return NOT_FOUND
+        return html_answer(payloads.results_json_ld_html(self.catalogue, int(year), int(month), self.origins))
+
     def lotsearch(self, params: dict, body: bytes) -> Answer:
         sale = self.find_sale(params)
         page = int_param(params, "page", default=1)
@@ -334,6 +339,8 @@ WWW_ROUTES = (
     (re.compile(r"/api/discoverywebsite/auctioncalendar/auctionresults/?", re.I), "calendar", "calendar_json",
      ANY_GET),
     (re.compile(r"/en/results/?", re.I), "calendar", "calendar_html", ANY_GET),
+    (re.compile(r"/en/results/(?P<year>\d{4})/(?P<month>\d{1,2})/?", re.I), "calendar_ld", "calendar_json_ld",
+     ANY_GET),
     (re.compile(r"/api/discoverywebsite/auctionpages/lotsearch/?", re.I), "lotsearch", "lotsearch", ANY_GET),
     (re.compile(r"/en/auction/[a-z0-9-]*?-(?P<event_id>\d+)(?:/(?:browse-lots)?)?", re.I), "sale_page",
      "sale_page", ANY_GET),

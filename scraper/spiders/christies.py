@@ -2,8 +2,10 @@
 
     scrapy crawl christies -a start=2019-01 -a end=2019-04 -O lots.jsonl
 
-Route (christies-site.md §0): calendar API per month (HTML page as fallback) → keep sales of
-CHRISTIES_CATEGORIES that are CLOSED → www sales: `lotsearch` JSON pages until `total_hits_filtered` lots are
+Route (christies-site.md §0): calendar API per month (the `/en/results` HTML page as fallback, then the
+JSON-LD `Event`s of `/en/results/YYYY/MM`, §12) → keep sales of CHRISTIES_CATEGORIES that are CLOSED (a JSON-LD
+month has neither ids nor categories: every ended sale is listed, its ids read from its page's
+`window.briDataModel`, and the clean stage keeps the 2-D works by medium) → www sales: `lotsearch` JSON pages until `total_hits_filtered` lots are
 collected; online-only sales: `sso` landing (302) → `searchLots` JSON pages. When an API listing is refused
 (robots.txt) or fails, the sale page's embedded `window.chrComponents` JSON is read instead (`?page=N`,
 cumulative). A listing that fails with no route left is counted as lost (`christies/listing_failed`, the
@@ -40,6 +42,11 @@ from scraper.spiders import apply_contact_user_agent
 
 UNREADABLE = (ValueError, ExtractionError)  # json.JSONDecodeError is a ValueError
 PROGRESS_STATE_KEY = "christies/progress"
+
+
+def progress_key(sale: Sale) -> str:
+    """A sale's key in CrawlProgress: its id, or its landing URL while a JSON-LD sale has no id yet."""
+    return sale.sale_id or sale.landing_url
 
 
 class CrawlProgress:
@@ -152,7 +159,7 @@ class ChristiesSpider(Spider):
         """The month or sale this calendar/listing request belongs to has its outcome (listed or lost)."""
         kwargs = request.cb_kwargs
         if kwargs.get("sale") is not None:
-            self.progress.settle_sale(kwargs["sale"].sale_id)
+            self.progress.settle_sale(progress_key(kwargs["sale"]))
         elif "year" in kwargs and "month" in kwargs:
             self.progress.settle_month(kwargs["year"], kwargs["month"])
 
@@ -185,8 +192,8 @@ class ChristiesSpider(Spider):
     def _calendar_page_request(self, year: int, month: int) -> Request:
         return Request(
             parsing.calendar_page_url(self.base_url, year, month),
-            callback=self.parse_calendar_page, errback=self.listing_failed,
-            cb_kwargs={"year": year, "month": month}, meta={KIND_META: "calendar"},
+            callback=self.parse_calendar_page, errback=self.calendar_page_failed,
+            cb_kwargs={"year": year, "month": month}, meta={KIND_META: "calendar", FALLBACK_META: True},
         )
 
     def parse_calendar(self, response: Response, year: int, month: int) -> Iterator[Request]:
@@ -203,6 +210,11 @@ class ChristiesSpider(Spider):
         self.logger.warning("calendar API failed (%s), reading the results page", failure_reason(failure.value))
         yield self._calendar_page_request(kwargs["year"], kwargs["month"])
 
+    def calendar_page_failed(self, failure: Failure) -> Iterator[Request]:
+        kwargs = failure.request.cb_kwargs
+        self.logger.warning("results page failed (%s), reading its JSON-LD events", failure_reason(failure.value))
+        yield self._calendar_json_ld_request(kwargs["year"], kwargs["month"])
+
     def parse_calendar_page(self, response: Response, year: int, month: int) -> Iterator[Request]:
         try:
             calendar = parsing.calendar_from_html(response.text)
@@ -212,8 +224,33 @@ class ChristiesSpider(Spider):
             if retry is not None:
                 yield retry
             else:
-                self._lost(response.request, f"unreadable results page: {exc}", logged=False)
+                self.logger.warning("%04d-%02d: results page unreadable (%s), reading its JSON-LD events", year,
+                                    month, exc)
+                yield self._calendar_json_ld_request(year, month)
             return
+        yield from self._sale_requests(sales, year, month)
+
+    def _calendar_json_ld_request(self, year: int, month: int) -> Request:
+        return Request(
+            parsing.calendar_json_ld_url(self.base_url, year, month),
+            callback=self.parse_calendar_json_ld, errback=self.listing_failed,
+            cb_kwargs={"year": year, "month": month}, meta={KIND_META: "calendar"},
+        )
+
+    def parse_calendar_json_ld(self, response: Response, year: int, month: int) -> Iterator[Request]:
+        """The third calendar route: JSON-LD `Event`s, without ids or categories (parsing.sales_from_json_ld).
+        Every sale of the month is listed; the sale page names its ids (`parse_sale_identity`)."""
+        sales = parsing.sales_from_json_ld(parsing.json_ld_events(response.text), self.base_url, self.online_base_url)
+        if not sales:
+            retry = self._retry_unreadable(response, "no JSON-LD events on the results page")
+            if retry is not None:
+                yield retry
+            else:
+                self._lost(response.request, "no calendar route answered (API, results page, JSON-LD)", logged=False)
+            return
+        self._stat("calendar_json_ld_months")
+        self.logger.warning("%04d-%02d: %d sales from JSON-LD, without categories: all are listed, and the clean "
+                            "stage keeps the 2-D works by medium", year, month, len(sales))
         yield from self._sale_requests(sales, year, month)
 
     def _sale_requests(self, sales: list[Sale], year: int, month: int) -> Iterator[Request]:
@@ -222,10 +259,15 @@ class ChristiesSpider(Spider):
         progress = self.progress
         progress.settle_month(year, month)
         for sale in sales:
-            progress.open_sale(sale.sale_id, sale.landing_url)
+            progress.open_sale(progress_key(sale), sale.landing_url)
             self._stat("sales")
             self._stat(f"sales_{sale.kind}")
-            if sale.kind == "online":
+            if sale.kind == "live" and not sale.sale_id:
+                yield Request(
+                    sale.landing_url, callback=self.parse_sale_identity, errback=self.listing_failed,
+                    cb_kwargs={"sale": sale}, meta={KIND_META: "listing"},
+                )
+            elif sale.kind == "online":
                 yield Request(
                     sale.landing_url, callback=self.parse_online_landing, errback=self.listing_failed,
                     cb_kwargs={"sale": sale}, meta={KIND_META: "listing"},
@@ -248,8 +290,31 @@ class ChristiesSpider(Spider):
             meta={KIND_META: "listing", FALLBACK_META: True},
         )
 
+    def _identified(self, response: Response, sale: Sale) -> Sale | None:
+        """`sale` with the ids its page names (a JSON-LD sale has none yet), moved to its id in the progress;
+        None (the sale recorded as lost) when the page names none."""
+        if sale.sale_id:
+            return sale
+        try:
+            identified = parsing.sale_identity(response.text, sale)
+        except UNREADABLE as exc:
+            self._lost(response.request, f"sale page without a sale id: {exc}", logged=False)
+            return None
+        self.progress.settle_sale(progress_key(sale))
+        self.progress.open_sale(progress_key(identified), sale.landing_url)
+        return identified
+
+    def parse_sale_identity(self, response: Response, sale: Sale) -> Iterator[Request]:
+        """A JSON-LD www sale: its page's `briDataModel` gives the ids lotsearch needs."""
+        identified = self._identified(response, sale)
+        if identified is not None:
+            yield self._api_request(identified, "lotsearch", identified.sale_id, 1, [], response.url)
+
     def parse_online_landing(self, response: Response, sale: Sale) -> Iterator[Request]:
         """The `sso` link has redirected to `/s/<slug>/lots/<onlineSaleId>`; searchLots wants that id."""
+        sale = self._identified(response, sale)
+        if sale is None:
+            return
         try:
             online_id = parsing.online_sale_id(parsing.lots_data_from_html(response.text))
         except ExtractionError:
@@ -320,7 +385,7 @@ class ChristiesSpider(Spider):
         """The sale's listing ended normally. `seen` (the distinct object ids listed, carried from page to page
         in cb_kwargs, so across a JOBDIR resume too) must reach the announced total, else the shortfall is a
         failure line and counts in `lots/missing`: lots are never lost silently."""
-        self.progress.settle_sale(sale.sale_id)
+        self.progress.settle_sale(progress_key(sale))
         if total is None:
             return
         self._stat("lots_expected", total)

@@ -111,10 +111,10 @@ def test_demo_crawl_exits_non_zero_when_every_answer_is_an_error(tmp_path, catal
     assert code == 1 and not (tmp_path / "raw" / "lots.jsonl").exists()
     summary = json.loads((tmp_path / "raw" / "crawl_stats.json").read_text())
     assert summary["ok"] is False and summary["lots"] == 0
-    assert summary["christies/listing_failed"] == 1  # the calendar API, then its HTML fallback, failed
+    assert summary["christies/listing_failed"] == 1  # the calendar API, its HTML page, then JSON-LD failed
     failures = [json.loads(line) for line in (tmp_path / "job" / "failures.jsonl").read_text().splitlines()]
     assert [(f["kind"], f["reason"], f["has_fallback"]) for f in failures] == [
-        ("calendar", "HTTP 503", True), ("calendar", "HTTP 503", False)]
+        ("calendar", "HTTP 503", True), ("calendar", "HTTP 503", True), ("calendar", "HTTP 503", False)]
 
 
 @pytest.mark.parametrize("stage", ["scrape", "fetch"])

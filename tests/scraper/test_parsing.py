@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,48 @@ def test_details_accordion_medium_and_dimensions():
 def test_split_details_dimension_formats(dimension):
     details = parsing.split_details(["A (1901-1977)", "T", "signed 'A'", "bronze with brown patina", dimension])
     assert (details.medium, details.dimensions) == ("bronze with brown patina", dimension)
+
+
+# ---------------------------------------------------------------- JSON-LD calendar and briDataModel (§12)
+
+JSON_LD_PAGE = """<html><head>
+<script type="application/ld+json">{not json</script>
+<script type='application/ld+json'>
+{"@context": "https://schema.org", "@graph": [{"@type": "WebPage"},
+ {"@type": "Event", "name": "Old Masters Evening Sale", "url": "/en/auction/old-masters-28001/",
+  "startDate": "2019-05-15T23:00:00Z", "endDate": "2019-05-15T23:00:00.000Z",
+  "location": {"@type": "Place", "name": "London"}},
+ {"@type": ["Event", "SaleEvent"], "name": "No link"},
+ {"@type": "SaleEvent", "name": "Prints Online", "url": "https://onlineonly.christies.com/s/prints/lots/2100",
+  "endDate": "2099-01-01T00:00:00Z", "location": "Online"}]}
+</script></head><body></body></html>"""
+
+
+def test_json_ld_events_walk_graphs_and_skip_broken_blocks():
+    events = parsing.json_ld_events(JSON_LD_PAGE)
+    assert [e["name"] for e in events] == ["Old Masters Evening Sale", "No link", "Prints Online"]
+
+
+def test_sales_from_json_ld_keep_ended_events_with_a_url_and_their_local_day():
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    sales = parsing.sales_from_json_ld(parsing.json_ld_events(JSON_LD_PAGE), "https://www.christies.com",
+                                       "https://onlineonly.christies.com", now=now)
+    assert len(sales) == 1  # no URL: skipped; ends in 2099: not a result yet
+    sale = sales[0]
+    assert (sale.sale_id, sale.sale_number, sale.category_ids, sale.kind) == ("", "", (), "live")
+    assert sale.landing_url == "https://www.christies.com/en/auction/old-masters-28001/"
+    assert (sale.location, sale.sale_date) == ("London", "2019-05-16")  # local midnight written in UTC
+
+
+def test_sale_identity_from_bri_data_model_else_the_lots_data():
+    sale = parsing.Sale("", "", "", "", "2019-05-16", "live", (), "https://www.christies.com/en/auction/x-1/")
+    bri = ('<script>window.briDataModel = {"saleData": {"saleId": 28001, "saleNumber": "17001", '
+           '"saleTitle": "Old Masters", "location": "London"}};</script>')
+    named = parsing.sale_identity(bri, sale)
+    assert (named.sale_id, named.sale_number, named.title, named.location) == ("28001", "17001", "Old Masters", "London")
+    lots = ('<script>window.chrComponents.lots = {"data": {"lots": [], "lot_search_api_endpoint": '
+            '{"parameters": {"saleid": "28002", "salenumber": "17002"}}}};</script>')
+    assert (parsing.sale_identity(lots, sale).sale_id, parsing.sale_identity(lots, sale).sale_number) == ("28002", "17002")
+    with pytest.raises(parsing.ExtractionError, match="no sale id"):
+        parsing.sale_identity('<script>window.briDataModel = {"saleData": {}};</script>'
+                              '<script>window.chrComponents.lots = {"data": {"lots": []}};</script>', sale)

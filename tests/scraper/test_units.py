@@ -55,7 +55,7 @@ def test_valid_record_has_no_reasons():
     ({"sale_kind": "private"}, "bad:sale_kind"),
     ({"lot_key": "www/../x"}, "bad:lot_key"),
     ({"image_url": "/img/a.jpg"}, "bad:image_url"),
-    ({"category_ids": []}, "bad:category_ids"),
+    ({"category_ids": [""]}, "bad:category_ids"),
 ])
 def test_each_contract_break_has_its_reason(changes, reason):
     assert reason in validation_reasons(valid_record(**changes))
