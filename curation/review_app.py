@@ -1,0 +1,340 @@
+"""The curator's review app: decide on every sampled work by looking at it; `data/review/manifest.csv` stays the record.
+
+    make review                                   # = python -m curation.review_app
+    python -m curation.review_app --port 0        # 0: a free port; the URL (with its token) is stdout's first line
+
+A small local web server (standard library only) on 127.0.0.1: one page per artist with kept / dropped / not yet
+reviewed counts, filters by flag, decision and reviewed-or-not, Keep and Drop buttons and a note on every
+work, the keyboard (arrows, k, d, n, Enter, Esc) and a larger view with the lot's facts. Every decision or note
+is written to the curator's file at once (curation/review_file.py: atomic, the user's delimiter, BOM, line
+ends and column order kept, `reviewed_at` stamped); the first write of a launch copies the file to
+`data/review/history/` first. A row changed in the file meanwhile (a spreadsheet open beside the app) is a
+conflict the page shows for the curator to settle; nothing edited elsewhere is overwritten. `dvc repro`
+afterwards applies the decisions exactly as it does a spreadsheet edit.
+
+Safety: loopback only unless `--host` is given (with a warning); every request but the static assets needs the
+per-launch token (the printed URL's `?token=` sets a same-site cookie), every write also the token in the
+`X-Review-Token` header, a JSON body and no foreign `Origin`; the `Host` header must name this server (no DNS
+rebinding). Files served are only the thumbnails and images the manifest's rows name, inside
+`data/review/thumbs/` and `data/raw/images/`, symlinks leaving them refused. All text reaches the page as JSON
+and is shown with `textContent` under a Content-Security-Policy without inline scripts. Bad requests get a
+4xx with a one-line JSON reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import secrets
+import sys
+import threading
+from collections import Counter
+from datetime import datetime, timezone
+from http import HTTPStatus
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from common import safe_join
+from curation.manifest import HISTORY_DIR, save_backup
+from curation.review_csv import ReviewCsvError, normalise_decision
+from curation.review_file import REVIEWED_AT, ChangedOnDisk, Conflict, ReviewFile, apply_change
+
+log = logging.getLogger("curation.review_app")
+
+CURATOR_MANIFEST = Path("data/review/manifest.csv")
+THUMBS_DIR = Path("data/review/thumbs")
+IMAGES_DIR = Path("data/raw/images")
+STATIC_DIR = Path(__file__).with_name("review_static")
+STATIC_FILES = {"/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+                "/static/app.css": ("app.css", "text/css; charset=utf-8")}
+COOKIE = "review_token"
+MAX_BODY_BYTES = 64 * 1024
+LOOPBACK = "127.0.0.1"
+# What the page shows of a row; the rest of the CSV (URLs of images, crawl ids) stays in the file.
+WORK_FIELDS = ("lot_key", "artist", "title", "medium", "dimensions", "kind", "sale_title", "sale_date", "lot_url",
+               "flags", "flag_reasons", "suggested_decision", "decision", "note", REVIEWED_AT, "_row")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+class RequestError(Exception):
+    """A request refused with an HTTP status and a one-line reason."""
+
+    def __init__(self, status: HTTPStatus, reason: str):
+        self.status, self.reason = status, reason
+        super().__init__(reason)
+
+
+class ReviewSession:
+    """What one launch of the app holds: the file, the token, whether a backup was made, a write lock."""
+
+    def __init__(self, root: Path, token: str):
+        self.root = root
+        self.manifest = root / CURATOR_MANIFEST
+        self.token = token
+        self.lock = threading.Lock()
+        self.backed_up: Path | None = None
+
+    def snapshot(self) -> ReviewFile:
+        """The file as it is on disk now (a spreadsheet may have saved it since the last request)."""
+        try:
+            return ReviewFile.read(self.manifest)
+        except FileNotFoundError:
+            raise RequestError(HTTPStatus.NOT_FOUND, f"{CURATOR_MANIFEST} does not exist: run `make repro` first") from None
+        except ReviewCsvError as error:
+            raise RequestError(HTTPStatus.CONFLICT, f"{CURATOR_MANIFEST} cannot be read: {error.issues[0]}") from None
+
+    def artists(self) -> list[dict[str, Any]]:
+        """Per artist, in name order: works, kept, dropped, not yet reviewed (no `reviewed_at`)."""
+        counts: dict[str, Counter] = {}
+        for row in self.in_sample(self.snapshot().rows()):
+            tally = counts.setdefault(row.get("artist", ""), Counter())
+            tally["works"] += 1
+            tally[normalise_decision(row.get("decision", ""))] += 1
+            tally["unreviewed"] += not row.get(REVIEWED_AT)
+        return [{"artist": name, "works": c["works"], "kept": c["keep"], "dropped": c["drop"],
+                 "unreviewed": c["unreviewed"]} for name, c in sorted(counts.items(), key=lambda i: i[0].casefold())]
+
+    @staticmethod
+    def in_sample(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Rows of the current sample (a row kept from an earlier sample has `in_sample` = no)."""
+        return [row for row in rows if row.get("in_sample", "").strip().lower() != "no"]
+
+    def works(self, artist: str) -> list[dict[str, str]]:
+        return [{name: row.get(name, "") for name in WORK_FIELDS}
+                for row in self.in_sample(self.snapshot().rows()) if row.get("artist", "") == artist]
+
+    def decide(self, lot_key: str, changes: dict[str, str], expected: dict[str, str]) -> dict[str, str]:
+        """Apply one change to the file (backed up before the launch's first write); the row as written."""
+        with self.lock:
+            if self.backed_up is None:
+                self.backed_up = save_backup(self.manifest, self.root / HISTORY_DIR, datetime.now(timezone.utc))
+                log.info("first change of this session: %s backed up to %s", CURATOR_MANIFEST, self.backed_up)
+            try:
+                written = apply_change(self.manifest, lot_key, changes, expected)
+            except KeyError:
+                raise RequestError(HTTPStatus.NOT_FOUND, f"no row with lot_key {lot_key!r} in {CURATOR_MANIFEST}") from None
+            except ValueError as error:
+                raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
+            except ChangedOnDisk:
+                raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "the file keeps changing on disk; try again") from None
+        row = written.rows()[written.find(lot_key)]
+        return {name: row.get(name, "") for name in WORK_FIELDS}
+
+    def media_path(self, lot_key: str, kind: str) -> Path:
+        """The thumbnail or image file a manifest row names, confined to its folder (symlinks out refused)."""
+        snapshot = self.snapshot()
+        try:
+            row = snapshot.rows()[snapshot.find(lot_key)]
+        except KeyError:
+            raise RequestError(HTTPStatus.NOT_FOUND, "no such work") from None
+        if kind == "thumb":
+            folder, relative = self.root / THUMBS_DIR, row.get("thumb_path", "").removeprefix("thumbs/")
+        else:
+            folder, relative = self.root / IMAGES_DIR, row.get("image_path", "")
+        if not relative:
+            raise RequestError(HTTPStatus.NOT_FOUND, "this work has no image")
+        try:
+            path = safe_join(folder, relative)
+        except ValueError:
+            raise RequestError(HTTPStatus.FORBIDDEN, "path outside the data folders") from None
+        if not path.is_file():
+            raise RequestError(HTTPStatus.NOT_FOUND, "image file not found")
+        return path
+
+
+class ReviewServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], session: ReviewSession):
+        self.session = session
+        super().__init__(address, ReviewHandler)
+
+    @property
+    def origin(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class ReviewHandler(BaseHTTPRequestHandler):
+    server: ReviewServer
+    server_version = "ChristiesReview/1.0"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # ------------------------------------------------------------ dispatch
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(self._get)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer(self._post)
+
+    def _answer(self, handler) -> None:
+        try:
+            self._check_host()
+            handler(urlsplit(self.path))
+        except RequestError as error:
+            self._json({"error": error.reason}, error.status)
+        except Exception:  # noqa: BLE001 - never a traceback to the browser; the log has it
+            log.exception("request %s failed", self.path)
+            self._json({"error": "internal error (see the app's log)"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def _get(self, url) -> None:
+        session = self.server.session
+        query = parse_qs(url.query)
+        if url.path in STATIC_FILES:
+            name, content_type = STATIC_FILES[url.path]
+            return self._send((STATIC_DIR / name).read_bytes(), content_type)
+        if url.path == "/":
+            return self._page(query)
+        self._check_token(header_only=False)
+        if url.path == "/api/artists":
+            return self._json({"artists": session.artists(), "file": str(CURATOR_MANIFEST)})
+        if url.path == "/api/works":
+            return self._json({"works": session.works(self._one(query, "artist"))})
+        if url.path in ("/thumb", "/image"):
+            path = session.media_path(self._one(query, "key"), url.path[1:])
+            content_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+            return self._send(path.read_bytes(), content_type, cache=True)
+        raise RequestError(HTTPStatus.NOT_FOUND, "no such page")
+
+    def _post(self, url) -> None:
+        if url.path != "/api/decide":
+            raise RequestError(HTTPStatus.NOT_FOUND, "no such action")
+        self._check_token(header_only=True)
+        self._check_origin()
+        body = self._json_body()
+        lot_key = body.get("lot_key")
+        changes, expected = body.get("changes"), body.get("expected", {})
+        if not isinstance(lot_key, str) or not isinstance(changes, dict) or not isinstance(expected, dict) or not all(
+                isinstance(v, str) for v in [*changes.values(), *expected.values()]):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "expected {lot_key: str, changes: {decision?, note?}, expected: {...}}")
+        try:
+            row = self.server.session.decide(lot_key, changes, expected)
+        except Conflict as conflict:
+            return self._json({"conflict": conflict.current, "lot_key": lot_key}, HTTPStatus.CONFLICT)
+        self._json({"work": row})
+
+    def _page(self, query: dict[str, list[str]]) -> None:
+        token = self.server.session.token
+        given = (query.get("token") or [""])[0]
+        if given and hmac.compare_digest(given, token):
+            page = (STATIC_DIR / "index.html").read_bytes()
+            cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+            return self._send(page, "text/html; charset=utf-8", headers=(("Set-Cookie", cookie),))
+        self._check_token(header_only=False)
+        self._send((STATIC_DIR / "index.html").read_bytes(), "text/html; charset=utf-8")
+
+    # ------------------------------------------------------------ checks
+
+    def _check_host(self) -> None:
+        """On loopback the Host header must name this server: a page on another site that resolves its own
+        name to 127.0.0.1 (DNS rebinding) sends its own name and is refused."""
+        host, port = self.server.server_address[:2]
+        if host == LOOPBACK and self.headers.get("Host", "") not in (f"{host}:{port}", f"localhost:{port}"):
+            raise RequestError(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host header")
+
+    def _check_token(self, header_only: bool) -> None:
+        token = self.server.session.token
+        given = self.headers.get("X-Review-Token", "")
+        if not given and not header_only:
+            cookie = SimpleCookie(self.headers.get("Cookie", ""))
+            given = cookie[COOKIE].value if COOKIE in cookie else ""
+        if not given or not hmac.compare_digest(given, token):
+            raise RequestError(HTTPStatus.FORBIDDEN, "missing or wrong token: open the URL the app printed")
+
+    def _check_origin(self) -> None:
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != f"http://{self.headers.get('Host', '')}":
+            raise RequestError(HTTPStatus.FORBIDDEN, "cross-origin write refused")
+        if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "writes are JSON (Content-Type: application/json)")
+
+    def _json_body(self) -> dict[str, Any]:
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+        if not 0 < length <= MAX_BODY_BYTES:
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.BAD_REQUEST,
+                               f"a write is a JSON body of 1 to {MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(self.rfile.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+        return body
+
+    @staticmethod
+    def _one(query: dict[str, list[str]], name: str) -> str:
+        values = query.get(name)
+        if not values or len(values) != 1:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"query parameter {name!r} is required once")
+        return values[0]
+
+    # ------------------------------------------------------------ answers
+
+    def _json(self, obj: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8", status)
+
+    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK, cache: bool = False,
+              headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "private, max-age=300" if cache else "no-store")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve(root: Path, host: str, port: int, token: str | None = None) -> ReviewServer:
+    """A started server (in a daemon thread) on host:port (0 = a free port)."""
+    server = ReviewServer((host, port), ReviewSession(root.resolve(), token or secrets.token_urlsafe(24)))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m curation.review_app", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8765, help="0: any free port (default 8765)")
+    parser.add_argument("--host", default=None, help="listen on this address instead of 127.0.0.1 (others on "
+                                                     "the network can then reach it with the token)")
+    parser.add_argument("--root", type=Path, default=Path("."), help="the project folder (holding data/)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    host = args.host or LOOPBACK
+    if args.host and args.host != LOOPBACK:
+        log.warning("listening on %s: anyone who can reach it and has the token can change your decisions", host)
+    if not (args.root / CURATOR_MANIFEST).is_file():
+        print(f"error: {args.root / CURATOR_MANIFEST} does not exist: run `make repro` first", file=sys.stderr)
+        return 2
+    server = serve(args.root, host, args.port)
+    print(f"{server.origin}/?token={server.session.token}", flush=True)
+    print(f"review app: decisions go to {CURATOR_MANIFEST}; stop with Ctrl-C, then `make repro`", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

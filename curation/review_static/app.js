@@ -1,0 +1,243 @@
+// The review app's page (curation/review_app.py serves it). All text goes in with textContent: titles and
+// notes scraped from the web or typed by anyone are never parsed as HTML.
+"use strict";
+
+const state = { token: "", works: [], shown: [], current: 0, artist: "" };
+const $ = (id) => document.getElementById(id);
+
+function takeToken() {
+  const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem("reviewToken", fromUrl);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search);
+  }
+  state.token = fromUrl || sessionStorage.getItem("reviewToken") || "";
+}
+
+async function api(path, body) {
+  const options = body === undefined ? { headers: { "X-Review-Token": state.token } } : {
+    method: "POST", body: JSON.stringify(body),
+    headers: { "X-Review-Token": state.token, "Content-Type": "application/json" },
+  };
+  const response = await fetch(path, options);
+  const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  return { status: response.status, data };
+}
+
+function say(text) { $("status").textContent = text; }
+
+async function loadArtists(keep) {
+  const { status, data } = await api("/api/artists");
+  if (status !== 200) { say(data.error); return; }
+  $("file-name").textContent = data.file;
+  const select = $("artist");
+  const chosen = keep || select.value;
+  select.replaceChildren(...data.artists.map((a) => {
+    const option = document.createElement("option");
+    option.value = a.artist;
+    option.textContent = `${a.artist} — ${a.works} works: ${a.kept} kept, ${a.dropped} dropped, ` +
+      `${a.unreviewed} not yet reviewed`;
+    return option;
+  }));
+  if (chosen && data.artists.some((a) => a.artist === chosen)) select.value = chosen;
+  const mine = data.artists.find((a) => a.artist === select.value);
+  $("counts").textContent = mine ? `${mine.artist}: ${mine.kept} kept, ${mine.dropped} dropped, ` +
+    `${mine.unreviewed} not yet reviewed of ${mine.works}` : "No works in the manifest.";
+}
+
+async function loadWorks() {
+  state.artist = $("artist").value;
+  const { status, data } = await api(`/api/works?artist=${encodeURIComponent(state.artist)}`);
+  if (status !== 200) { say(data.error); return; }
+  state.works = data.works;
+  const flags = new Set(state.works.flatMap((w) => w.flags.split(";").map((f) => f.trim()).filter(Boolean)));
+  const flagSelect = $("flag-filter");
+  const previous = flagSelect.value;
+  flagSelect.replaceChildren(new Option("any", ""), ...[...flags].sort().map((f) => new Option(f, f)));
+  if (flags.has(previous)) flagSelect.value = previous;
+  render(0);
+}
+
+function decisionOf(work) { return work.decision.trim().toLowerCase(); }
+
+function visible(work) {
+  const flag = $("flag-filter").value, decision = $("decision-filter").value, reviewed = $("reviewed-filter").value;
+  if (flag && !work.flags.split(";").map((f) => f.trim()).includes(flag)) return false;
+  if (decision && decisionOf(work) !== decision) return false;
+  if (reviewed === "yes" && !work.reviewed_at) return false;
+  if (reviewed === "no" && work.reviewed_at) return false;
+  return true;
+}
+
+function render(focusIndex) {
+  state.shown = state.works.filter(visible);
+  $("grid").replaceChildren(...state.shown.map(card));
+  focusCard(Math.min(focusIndex, state.shown.length - 1));
+}
+
+function card(work) {
+  const article = document.createElement("article");
+  article.className = "card";
+  article.tabIndex = -1;
+  article.dataset.lotKey = work.lot_key;
+  const image = document.createElement("img");
+  image.alt = work.title;
+  image.loading = "lazy";
+  image.src = `/thumb?key=${encodeURIComponent(work.lot_key)}`;
+  image.addEventListener("click", () => openViewer(work));
+  const meta = document.createElement("div");
+  const row = span("row", `row ${work._row}`);
+  const title = span("title", ` ${work.title}`);
+  meta.append(row, title);
+  if (work.flags) meta.append(document.createElement("br"), span("flags", work.flags));
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  for (const [label, value] of [["Keep", "keep"], ["Drop", "drop"]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.dataset.decision = value;
+    button.addEventListener("click", () => decide(work, { decision: value }));
+    actions.append(button);
+  }
+  const note = document.createElement("input");
+  note.className = "note";
+  note.setAttribute("aria-label", "Note");
+  note.placeholder = "note";
+  note.value = work.note;
+  note.addEventListener("change", () => decide(work, { note: note.value }));
+  note.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); note.blur(); article.focus(); }
+    if (event.key === "Escape") { event.preventDefault(); note.value = work.note; article.focus(); }
+    event.stopPropagation();
+  });
+  const conflict = document.createElement("div");
+  conflict.className = "conflict";
+  conflict.hidden = true;
+  article.append(image, meta, actions, note, conflict);
+  article.addEventListener("focus", () => { state.current = state.shown.indexOf(work); });
+  paint(article, work);
+  return article;
+}
+
+function span(className, text) {
+  const element = document.createElement("span");
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+function paint(article, work) {
+  const decision = decisionOf(work);
+  article.classList.toggle("keep", decision === "keep");
+  article.classList.toggle("drop", decision === "drop");
+  for (const button of article.querySelectorAll("button[data-decision]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.decision === decision));
+  }
+  const note = article.querySelector(".note");
+  if (document.activeElement !== note) note.value = work.note;
+}
+
+function cardOf(work) {
+  return [...document.querySelectorAll(".card")].find((c) => c.dataset.lotKey === work.lot_key);
+}
+
+async function decide(work, changes, expected) {
+  const shown = expected || { decision: work.decision, note: work.note };
+  const sent = Object.fromEntries(Object.keys(changes).map((k) => [k, shown[k]]));
+  const { status, data } = await api("/api/decide", { lot_key: work.lot_key, changes, expected: sent });
+  const article = cardOf(work);
+  if (status === 200) {
+    Object.assign(work, data.work);
+    if (article) { article.querySelector(".conflict").hidden = true; paint(article, work); }
+    say(`Saved: ${work.lot_key} ${Object.entries(changes).map(([k, v]) => `${k} = ${v || "(empty)"}`).join(", ")}`);
+    loadArtists(state.artist);
+  } else if (status === 409) {
+    showConflict(article, work, changes, data.conflict);
+  } else {
+    say(`Not saved: ${data.error}`);
+  }
+}
+
+function showConflict(article, work, changes, current) {
+  say(`Conflict on ${work.lot_key}: the file changed meanwhile. Choose below.`);
+  if (!article) return;
+  const box = article.querySelector(".conflict");
+  box.replaceChildren(span("", `Changed in the file meanwhile: decision ${current.decision || "(empty)"}, ` +
+    `note ${current.note || "(empty)"}. `));
+  const theirs = document.createElement("button");
+  theirs.type = "button";
+  theirs.textContent = "Use the file's";
+  theirs.addEventListener("click", () => {
+    Object.assign(work, current);
+    box.hidden = true;
+    paint(article, work);
+  });
+  const mine = document.createElement("button");
+  mine.type = "button";
+  mine.textContent = "Use mine";
+  mine.addEventListener("click", () => decide(work, changes, current));
+  box.append(theirs, mine);
+  box.hidden = false;
+}
+
+function focusCard(index) {
+  if (index < 0 || index >= state.shown.length) return;
+  state.current = index;
+  const article = cardOf(state.shown[index]);
+  if (article) { article.focus(); article.scrollIntoView({ block: "nearest" }); }
+}
+
+function openViewer(work) {
+  $("viewer-image").src = `/image?key=${encodeURIComponent(work.lot_key)}`;
+  $("viewer-image").alt = work.title;
+  $("viewer-title").textContent = work.title;
+  const facts = [["Artist", work.artist], ["Medium", work.medium], ["Dimensions", work.dimensions],
+    ["Kind", work.kind], ["Sale", `${work.sale_title} (${work.sale_date})`], ["Flags", work.flags],
+    ["Reasons", work.flag_reasons], ["Suggested", work.suggested_decision], ["Decision", work.decision],
+    ["Row in the CSV", work._row], ["lot_key", work.lot_key]];
+  $("viewer-facts").replaceChildren(...facts.flatMap(([name, value]) => {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = name;
+    dd.textContent = value || "—";
+    return [dt, dd];
+  }));
+  const link = $("viewer-link");
+  const safe = /^https?:\/\//i.test(work.lot_url);
+  link.hidden = !safe;
+  if (safe) link.href = work.lot_url; else link.removeAttribute("href");
+  $("viewer").showModal();
+}
+
+function onKey(event) {
+  if ($("viewer").open || event.target.tagName === "SELECT") return;
+  const work = state.shown[state.current];
+  const keys = {
+    ArrowRight: () => focusCard(state.current + 1), ArrowDown: () => focusCard(state.current + 1),
+    ArrowLeft: () => focusCard(state.current - 1), ArrowUp: () => focusCard(state.current - 1),
+    k: () => work && decide(work, { decision: "keep" }), d: () => work && decide(work, { decision: "drop" }),
+    n: () => work && cardOf(work).querySelector(".note").focus(), Enter: () => work && openViewer(work),
+  };
+  if (keys[event.key] && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    event.preventDefault();
+    keys[event.key]();
+  }
+}
+
+async function start() {
+  takeToken();
+  $("viewer-close").addEventListener("click", () => $("viewer").close());
+  $("viewer").addEventListener("close", () => focusCard(state.current));
+  $("artist").addEventListener("change", async () => { await loadArtists($("artist").value); await loadWorks(); });
+  for (const id of ["flag-filter", "decision-filter", "reviewed-filter"]) {
+    $(id).addEventListener("change", () => render(0));
+  }
+  document.addEventListener("keydown", onKey);
+  await loadArtists();
+  await loadWorks();
+  say("Ready.");
+}
+
+start();
