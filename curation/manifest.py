@@ -58,6 +58,7 @@ THUMB_JPEG_QUALITY = 85
 AUTO_COLUMNS = ("image_path", "thumb_path", "flags", "flag_reasons", "suggested_decision")
 CRAWL_COLUMN = "crawl"
 CURATOR_COLUMNS = (HISTORY_COLUMN, "decision", "note", CRAWL_COLUMN)
+FIRST_COLUMNS = ("lot_key", "artist", "title", "decision", "note")  # a new curator file starts with these
 FLAG_SEPARATOR = ";"
 REASON_SEPARATOR = "; "
 
@@ -267,22 +268,30 @@ def file_crawl(frame: pd.DataFrame, known_keys: Collection[str]) -> str | None:
     return None if known > 0.5 else "an earlier crawl"
 
 
+def curator_first(columns: Sequence[str]) -> list[str]:
+    """A new curator file's column order: what a curator reads and edits first, then the rest as they come."""
+    return [*FIRST_COLUMNS, *(c for c in columns if c not in FIRST_COLUMNS)]
+
+
 def new_curator_manifest(auto: pd.DataFrame, crawl: str) -> pd.DataFrame:
     """The curator's file for a first review: every row in the sample, decisions as suggested."""
-    return auto.assign(**{HISTORY_COLUMN: "yes", "decision": auto["suggested_decision"], "note": "",
-                          CRAWL_COLUMN: crawl})
+    frame = auto.assign(**{HISTORY_COLUMN: "yes", "decision": auto["suggested_decision"], "note": "",
+                           CRAWL_COLUMN: crawl})
+    return frame[curator_first(frame.columns)]
 
 
 def merge_curator_manifest(existing: pd.DataFrame, auto: pd.DataFrame, crawl: str) -> pd.DataFrame:
     """Extend the curator's file to a new sample, keeping every decision and note.
 
-    Rows in the sample come first, in sample order, with fresh automatic columns; a lot already reviewed keeps
-    its `decision`, `note` and any extra columns the curator added. Rows no longer sampled follow, unchanged
+    The file keeps the curator's column order (new columns go at the end). Rows in the sample come first, in
+    sample order, with fresh automatic columns; a lot already reviewed keeps its `decision`, `note` and any
+    extra columns the curator added. Rows no longer sampled follow, unchanged
     except `in_sample` = no. New lots get the suggested decision and an empty note.
     """
     internal = {ROW, "decision_normalised"}
     extra_columns = [c for c in existing.columns if c not in set(auto.columns) | set(CURATOR_COLUMNS) | internal]
-    columns = [*auto.columns, *CURATOR_COLUMNS, *extra_columns]
+    kept_order = [c for c in existing.columns if c not in internal]  # the curator's own column order
+    columns = [*kept_order, *(c for c in [*auto.columns, *CURATOR_COLUMNS] if c not in kept_order)]
     previous = existing.set_index("lot_key", drop=False)
     rows = []
     for record in auto.to_dict("records"):

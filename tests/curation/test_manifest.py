@@ -92,6 +92,7 @@ def test_flags_thumbnails_and_first_curator_file(flagged_repo):
     assert curator["decision"].tolist() == auto["suggested_decision"].tolist()
     assert set(curator["note"]) == {""} and set(curator["in_sample"]) == {"yes"}
     assert (repo / "data/review/manifest.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert list(curator.columns[:5]) == ["lot_key", "artist", "title", "decision", "note"]  # what a curator edits
 
 
 def test_rerun_without_new_lots_leaves_the_curator_file_alone(flagged_repo):
@@ -114,6 +115,7 @@ def test_resample_keeps_decisions_and_backs_up(flagged_repo):
     curator.loc[curator["lot_key"] == "www-a-2", ["decision", "note"]] = ["KEEP", "not a duplicate: other edition"]
     curator.loc[curator["lot_key"] == "www-a-1", ["decision", "note"]] = ["drop", "=looks wrong"]
     curator["my_column"] = "mine"
+    curator = curator[["decision", "my_column", *[c for c in curator.columns if c not in ("decision", "my_column")]]]
     write_review_csv(path, curator)
     before = path.read_bytes()
 
@@ -127,6 +129,7 @@ def test_resample_keeps_decisions_and_backs_up(flagged_repo):
     assert merged.at["www-a-9", "decision"] == "keep" and merged.at["www-a-9", "in_sample"] == "yes"
     assert merged.at["www-a-3", "decision"] == "drop" and merged.at["www-a-2", "my_column"] == "mine"
     assert merged.index.tolist()[-1] == "www-a-1"  # rows no longer sampled come last
+    assert list(merged.columns[:3]) == ["decision", "my_column", "artist"]  # the curator's column order is kept
 
     apply_review.main()  # the merged file is valid for the next stage
     reviewed = pd.read_csv(repo / "data/interim/reviewed.csv", dtype=str, keep_default_na=False)
