@@ -161,7 +161,9 @@ def image_crawl_command(site: DemoSite, sample: Path, out: Path, images: Path) -
 
 
 def stored_files(images: Path) -> list[Path]:
-    return sorted(p for p in images.rglob("*") if p.is_file())
+    """Stored images; not the `.<name>.part` temporary file a kill can leave behind mid-write (never renamed,
+    so never taken for an image: the next run fetches that lot)."""
+    return sorted(p for p in images.rglob("*") if p.is_file() and not p.name.endswith(".part"))
 
 
 def test_images_stored_before_a_kill_are_never_fetched_again(tmp_path, catalogue):
