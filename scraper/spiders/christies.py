@@ -3,10 +3,10 @@
     scrapy crawl christies -a start=2019-01 -a end=2019-04 -O lots.jsonl
 
 Route (christies-site.md §0): calendar API per month (the `/en/results` HTML page as fallback, then the
-JSON-LD `Event`s of `/en/results/YYYY/MM`, §12) → keep sales of CHRISTIES_CATEGORIES that are CLOSED (a JSON-LD
-month has neither ids nor categories: every ended sale is listed, its ids read from its page's
-`window.briDataModel`, and the clean stage keeps the 2-D works by medium) → www sales: `lotsearch` JSON pages until `total_hits_filtered` lots are
-collected; online-only sales: `sso` landing (302) → `searchLots` JSON pages. When an API listing is refused
+JSON-LD `Event`s of `/en/results/YYYY/MM`, §12) → keep sales of CHRISTIES_CATEGORIES that are CLOSED (a
+JSON-LD month has neither ids nor categories: every ended sale is listed, its ids read from its page's
+`window.briDataModel`, and the clean stage keeps the 2-D works by medium) → www sales: `lotsearch` JSON pages
+until `total_hits_filtered` lots are collected; online-only sales: `sso` landing (302) → `searchLots` JSON pages. When an API listing is refused
 (robots.txt) or fails, the sale page's embedded `window.chrComponents` JSON is read instead (`?page=N`,
 cumulative). A listing that fails with no route left is counted as lost (`christies/listing_failed`, the
 failures file), never taken for an empty sale. The spider is thin: all parsing is in scraper/parsing.py.
