@@ -79,11 +79,16 @@ class ReviewSession:
         self.token = token
         self.lock = threading.Lock()
         self.backed_up: Path | None = None
+        self._cached: tuple[tuple[int, int, int], ReviewFile] | None = None
 
     def snapshot(self) -> ReviewFile:
-        """The file as it is on disk now (a spreadsheet may have saved it since the last request)."""
+        """The file as it is on disk now (a spreadsheet may have saved it since the last request); parsed again
+        only when its size, modification time or inode changed (12,500 rows take ~0.25 s to parse)."""
         try:
-            return ReviewFile.read(self.manifest)
+            key = _stat_key(self.manifest)
+            if self._cached is None or self._cached[0] != key:
+                self._cached = (key, ReviewFile.read(self.manifest))
+            return self._cached[1]
         except FileNotFoundError:
             raise RequestError(HTTPStatus.NOT_FOUND, f"{CURATOR_MANIFEST} does not exist: run `make repro` first") from None
         except ReviewCsvError as error:
@@ -115,22 +120,23 @@ class ReviewSession:
             if self.backed_up is None:
                 self.backed_up = save_backup(self.manifest, self.root / HISTORY_DIR, datetime.now(timezone.utc))
                 log.info("first change of this session: %s backed up to %s", CURATOR_MANIFEST, self.backed_up)
+            known = self._cached[1] if self._cached is not None else None
             try:
-                written = apply_change(self.manifest, lot_key, changes, expected)
+                written = apply_change(self.manifest, lot_key, changes, expected, known=known)
+                self._cached = (_stat_key(self.manifest), written)
             except KeyError:
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no row with lot_key {lot_key!r} in {CURATOR_MANIFEST}") from None
             except ValueError as error:
                 raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
             except ChangedOnDisk:
                 raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "the file keeps changing on disk; try again") from None
-        row = written.rows()[written.find(lot_key)]
+        row = written.row(lot_key)
         return {name: row.get(name, "") for name in WORK_FIELDS}
 
     def media_path(self, lot_key: str, kind: str) -> Path:
         """The thumbnail or image file a manifest row names, confined to its folder (symlinks out refused)."""
-        snapshot = self.snapshot()
         try:
-            row = snapshot.rows()[snapshot.find(lot_key)]
+            row = self.snapshot().row(lot_key)
         except KeyError:
             raise RequestError(HTTPStatus.NOT_FOUND, "no such work") from None
         if kind == "thumb":
@@ -146,6 +152,11 @@ class ReviewSession:
         if not path.is_file():
             raise RequestError(HTTPStatus.NOT_FOUND, "image file not found")
         return path
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 class ReviewServer(ThreadingHTTPServer):

@@ -18,7 +18,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +55,7 @@ class ReviewFile:
     records: list[list[str]]  # data records as read (blank lines dropped), cells raw
     row_numbers: list[int]  # the spreadsheet row of each record (header = 1)
     signature: str  # sha1 of the bytes read
+    _rows: list[dict[str, str]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def read(cls, path: str | Path) -> ReviewFile:
@@ -117,10 +118,22 @@ class ReviewFile:
         return [restore_cell(record[index].strip()) if index < len(record) else "" for record in self.records]
 
     def rows(self) -> list[dict[str, str]]:
-        """Every record as {lower-case column: text} plus `_row` (its spreadsheet row)."""
+        """Every record as {lower-case column: text} plus `_row` (its spreadsheet row); computed once."""
+        if self._rows is None:
+            named = [(i, name) for i, name in enumerate(self._names()) if name]
+            self._rows = [{**{name: restore_cell(record[i].strip()) if i < len(record) else "" for i, name in named},
+                           "_row": str(number)} for record, number in zip(self.records, self.row_numbers)]
+        return self._rows
+
+    def row(self, lot_key: str) -> dict[str, str]:
+        """One lot's row as in `rows()`. Raises KeyError when the file has no such lot_key."""
+        index = self.find(lot_key)
+        if self._rows is not None:
+            return self._rows[index]
+        record = self.records[index]
         named = [(i, name) for i, name in enumerate(self._names()) if name]
-        return [{**{name: restore_cell(record[i].strip()) if i < len(record) else "" for i, name in named},
-                 "_row": str(number)} for record, number in zip(self.records, self.row_numbers)]
+        return {**{name: restore_cell(record[i].strip()) if i < len(record) else "" for i, name in named},
+                "_row": str(self.row_numbers[index])}
 
     def find(self, lot_key: str) -> int:
         """Index of the lot's record. Raises KeyError when the file has no such lot_key."""
@@ -169,12 +182,15 @@ class ReviewFile:
         writer.writerows(self.records)
         return ("\ufeff" if self.dialect.bom else "") + buffer.getvalue()
 
-    def save(self) -> None:
-        """Write atomically, unless the file changed on disk since it was read (then ChangedOnDisk)."""
+    def save(self) -> ReviewFile:
+        """Write atomically, unless the file changed on disk since it was read (then ChangedOnDisk); return the
+        snapshot of what was written."""
         if _signature(self.path) != self.signature:
             raise ChangedOnDisk(self.path)
-        with atomic_write(self.path, newline="") as fh:
-            fh.write(self.text())
+        data = self.text().encode("utf-8")
+        with atomic_write(self.path, "wb") as fh:
+            fh.write(data)
+        return replace(self, signature=hashlib.sha1(data).hexdigest(), _rows=None)  # noqa: S324
 
 
 class ChangedOnDisk(Exception):
@@ -191,18 +207,20 @@ def _same(name: str, value: str) -> str:
 
 
 def apply_change(path: str | Path, lot_key: str, changes: Mapping[str, str], expected: Mapping[str, str],
-                 now: datetime | None = None, attempts: int = 3) -> ReviewFile:
+                 now: datetime | None = None, attempts: int = 3, known: ReviewFile | None = None) -> ReviewFile:
     """Read the file, apply one change, write it back; re-read and retry when it changed in between.
+    `known`, a snapshot read earlier, is used instead of parsing again while the file's bytes still match it.
 
     Raises:
         Conflict, KeyError, ValueError: see `ReviewFile.with_change`; ChangedOnDisk after `attempts` tries.
     """
     now = now or datetime.now(timezone.utc)
     for _ in range(attempts):
-        updated = ReviewFile.read(path).with_change(lot_key, changes, expected, now)
+        current = known if known is not None and known.signature == _signature(Path(path)) else ReviewFile.read(path)
+        known = None
+        updated = current.with_change(lot_key, changes, expected, now)
         try:
-            updated.save()
+            return updated.save()
         except ChangedOnDisk:
             continue
-        return ReviewFile.read(path)
     raise ChangedOnDisk(Path(path))
