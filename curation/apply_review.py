@@ -152,6 +152,7 @@ def write_contact_sheet(pages: dict[str, str], index_path: Path = CONTACT_SHEET,
     """Replace the artist pages as a whole (built in a temporary folder, then renamed), then the index."""
     sheet_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".sheet-", dir=sheet_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes 0700; the pages are ordinary readable files
     for relative, text in pages.items():
         if relative.startswith(f"{sheet_dir.name}/"):
             (staging / Path(relative).name).write_text(text, encoding="utf-8")
