@@ -194,7 +194,7 @@ class WorkerPool:
 
 def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMethod], image_set: ImageSet,
                  cache_dir: Path, fingerprints: Mapping[str, str], cae_fingerprints: Mapping[int, str],
-                 runner: InProcess | WorkerPool | None = None) -> list[dict]:
+                 runner: Any = None) -> list[dict]:
     """Each run from the cache when present, else computed by `runner` (default: in this process) and
     cached atomically as it finishes; one line per run. Records come back in the order of `specs`.
 
@@ -358,8 +358,16 @@ def sweep_table(frame: pd.DataFrame, ks: Iterable[int], seeds: Sequence[int],
     return table[columns].reset_index(drop=True)
 
 
-def run_executor(params: dict, methods: Mapping[str, ClusteringMethod], image_set: ImageSet) -> InProcess | WorkerPool:
-    """`compare.workers` processes on CPU; always in-process on CUDA (one GPU, one process)."""
+def run_executor(params: dict, methods: Mapping[str, ClusteringMethod], image_set: ImageSet) -> Any:
+    """`compare.executor: ray`: tasks on a Ray cluster (model/ray_executor.py). `local`: `compare.workers`
+    processes on CPU; always in-process on CUDA (one GPU, one process)."""
+    executor = params["compare"].get("executor", "local")
+    if executor == "ray":
+        from model.ray_executor import RayRunner  # noqa: PLC0415 - Ray is an optional extra
+
+        return RayRunner(params, image_set)
+    if executor != "local":
+        raise ValueError(f"params.yaml compare.executor is {executor!r}; expected 'local' or 'ray'")
     workers = int(params["compare"]["workers"])
     if workers < 1:
         raise ValueError(f"params.yaml compare.workers must be at least 1, got {workers}")

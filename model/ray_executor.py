@@ -1,0 +1,97 @@
+"""The compare stage's runs on a Ray cluster (`compare.executor: ray`, `compare.ray_address`).
+
+    pip install '.[cluster]'            # Ray is an optional extra, never needed for the default pipeline
+    ray start --head                    # on one machine; `ray start --address=<head>:6379` on the others
+    dvc exp run -S compare.executor=ray
+
+Every (method, seed, k) run is one Ray task: `num_gpus=1` when the model runs on CUDA, else `num_cpus` =
+`compare.ray_cpus_per_run` (torch uses that many threads in the task). The driver ships the inputs through
+Ray's object store — the images, the labels and the bytes of every seed's pretrained CAE — so worker machines
+need no copy of `data/` or `models/`. A task whose worker or node dies is run again by Ray (`max_retries`).
+Results come back to the driver, which writes them to the same content-addressed cache as a local run
+(model/compare.py): a finished run is never computed twice, and the stage's outputs are those of a local run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from model.data import ImageSet
+from model.methods import CAE_SEEDS_DIR, get_method, seed_cae_path
+from model.runtime import pick_device
+
+TASK_RETRIES = 3  # a run whose worker or node is lost is started again this many times
+
+
+def import_ray() -> Any:
+    try:
+        import ray  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise SystemExit("compare.executor is 'ray' but Ray is not installed: pip install '.[cluster]'") from None
+    return ray
+
+
+_task_state: dict[str, Any] = {}  # per Ray worker process: the CAE folder written from the shipped bytes
+
+
+def _cae_dir(cae_blobs: dict[int, bytes]) -> Path:
+    """A folder of `seed-<s>.pt` files made from the shipped CAE bytes, once per worker process and content."""
+    digest = hashlib.sha1(b"".join(cae_blobs[s] for s in sorted(cae_blobs))).hexdigest()  # noqa: S324
+    if _task_state.get("digest") != digest:
+        folder = Path(tempfile.mkdtemp(prefix="compare-caes-"))
+        for seed, blob in cae_blobs.items():
+            seed_cae_path(folder, seed).write_bytes(blob)
+        _task_state.update(digest=digest, folder=folder)
+    return _task_state["folder"]
+
+
+def run_task(params: dict, images: np.ndarray, labels: pd.DataFrame, cae_blobs: dict[int, bytes], spec: Any,
+             key: str, threads: int) -> dict:
+    """One run inside a Ray worker: the same `compute_run` as a local run, from the shipped inputs."""
+    from model.compare import compute_run  # noqa: PLC0415 - compare imports this module lazily too
+
+    torch.set_num_threads(threads)
+    image_set = ImageSet(images=torch.from_numpy(np.ascontiguousarray(images)), labels=labels)
+    method = get_method(spec.method, params, _cae_dir(cae_blobs))
+    return compute_run(spec, method, image_set, key)
+
+
+class RayRunner:
+    """Computes the runs as Ray tasks on the cluster at `compare.ray_address`; yields each as it finishes."""
+
+    def __init__(self, params: dict, image_set: ImageSet, cae_dir: Path = CAE_SEEDS_DIR):
+        self.params, self.image_set, self.cae_dir = params, image_set, Path(cae_dir)
+        compare = params["compare"]
+        self.address = str(compare.get("ray_address") or "auto")
+        self.cpus = int(compare.get("ray_cpus_per_run") or 1)
+        self.on_gpu = pick_device(params["model"]["device"]).type == "cuda"
+
+    def map(self, jobs: Sequence[tuple[Any, str]]) -> Iterator[tuple[Any, dict]]:
+        if not jobs:
+            return
+        ray = import_ray()
+        ray.init(address=self.address, ignore_reinit_error=True, logging_level="WARNING", log_to_driver=False)
+        seeds = sorted({spec.seed for spec, _ in jobs})
+        caes = {seed: seed_cae_path(self.cae_dir, seed) for seed in seeds}
+        blobs = ray.put({seed: path.read_bytes() for seed, path in caes.items() if path.is_file()})
+        images = ray.put(self.image_set.images.numpy())
+        labels = ray.put(self.image_set.labels)
+        resources = {"num_gpus": 1} if self.on_gpu else {"num_cpus": self.cpus}
+        task = ray.remote(max_retries=TASK_RETRIES, **resources)(run_task)
+        pending = {task.remote(self.params, images, labels, blobs, spec, key, self.cpus): spec for spec, key in jobs}
+        print(f"compare: {len(pending)} runs submitted to the Ray cluster at {self.address} "
+              f"({ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs)",
+              file=sys.stderr)
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)

@@ -1,0 +1,98 @@
+"""compare on a real two-node Ray cluster on loopback (`ray start --head` and `ray start --address`, separate
+processes): one node is killed during the run, and the outputs equal the local executor's. No mocks of Ray."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.model.test_exp_fixtures import small_params, write_inputs, write_params
+
+ray = pytest.importorskip("ray")
+RAY = Path(sys.executable).parent / "ray"
+OUTPUTS = ("reports/compare/runs.csv", "reports/compare/summary.json", "reports/compare/sweep.csv")
+NODE_MEMORY = ["--object-store-memory=100000000", "--num-cpus=1"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+def wait_for(condition, what: str, seconds: float = 120) -> None:
+    """Poll an outside event (a node joining, a file appearing) until it happens or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def cluster():
+    """A head node and a worker node, 1 CPU each; yields (address, the worker node's process)."""
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must stay < 108 chars
+    address = f"127.0.0.1:{free_port()}"
+    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
+                    "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", *NODE_MEMORY],
+                   env=env(), check=True, capture_output=True)
+    worker = subprocess.Popen([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--block",
+                               *NODE_MEMORY], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        wait_for(lambda: sum(node["Alive"] for node in ray.nodes()) == 2, "the worker node to join")
+        ray.shutdown()
+        yield address, worker
+    finally:
+        ray.shutdown()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        subprocess.run([RAY, "stop", "--force"], env=env(), capture_output=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def project(root: Path, executor: str, address: str = "auto") -> Path:
+    """A tiny compare: 3 methods x 3 seeds, DCEC long enough that runs are in flight when a node dies."""
+    write_inputs(root)
+    params = small_params(methods=["kmeans_pixels", "cae_kmeans", "dcec"], seeds=[0, 1, 2], sweep_ks=[],
+                          sweep_seeds=[0], workers=2, executor=executor, ray_address=address, ray_cpus_per_run=1)
+    params["cluster"].update(maxiter=400, tol=0.0)
+    write_params(root, params)
+    return root
+
+
+def run_compare(root: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "model.compare"], cwd=root, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_compare_on_a_ray_cluster_survives_a_lost_node_and_equals_the_local_run(tmp_path, cluster):
+    address, worker = cluster
+    local = project(tmp_path / "local", "local")
+    assert run_compare(local).wait(timeout=600) == 0
+
+    remote = project(tmp_path / "ray", "ray", address)
+    process = run_compare(remote)
+    cache = remote / "models/compare_cache"
+    wait_for(lambda: len(list(cache.glob("*.json"))) >= 2 or process.poll() is not None, "two finished runs", 600)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker node dies with runs still to do
+    _, errors = process.communicate(timeout=600)
+    assert process.returncode == 0, errors[-3000:]
+    assert "submitted to the Ray cluster" in errors and len(list(cache.glob("*.json"))) == 9
+    for name in OUTPUTS:
+        assert (remote / name).read_bytes() == (local / name).read_bytes(), name
