@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from common import atomic_path, file_sha1, load_params, progress, write_json
 from model.data import ImageSet, load_image_set
@@ -158,8 +159,15 @@ class InProcess:
 _worker_state: dict[str, Any] = {}  # per worker process: params, image set, method objects
 
 
-def _start_worker(params: dict, threads: int) -> None:
+def limit_threads(threads: int) -> None:
+    """`threads` for torch and for the OpenMP/BLAS pools (scikit-learn's k-means): a run then sums in the same
+    order whichever executor runs it, so local and Ray runs give identical results."""
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
+
+
+def _start_worker(params: dict, threads: int) -> None:
+    limit_threads(threads)
     keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
     _worker_state.update(params=params, image_set=load_image_set(IMAGES_PATH, LABELS_PATH), methods={})
 

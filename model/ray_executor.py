@@ -57,9 +57,9 @@ def _cae_dir(cae_blobs: dict[int, bytes]) -> Path:
 def run_task(params: dict, images: np.ndarray, labels: pd.DataFrame, cae_blobs: dict[int, bytes], spec: Any,
              key: str, threads: int) -> dict:
     """One run inside a Ray worker: the same `compute_run` as a local run, from the shipped inputs."""
-    from model.compare import compute_run  # noqa: PLC0415 - compare imports this module lazily too
+    from model.compare import compute_run, limit_threads  # noqa: PLC0415 - compare imports this module lazily
 
-    torch.set_num_threads(threads)
+    limit_threads(threads)
     image_set = ImageSet(images=torch.from_numpy(np.ascontiguousarray(images)), labels=labels)
     method = get_method(spec.method, params, _cae_dir(cae_blobs))
     return compute_run(spec, method, image_set, key)
