@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro repro-paper repro-mission bench-mission review test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
+.PHONY: repro repro-paper repro-mission bench-mission bench-ray review test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ repro-mission: $(STAMP)
 	set -f; args="$$($(BIN)/python -m common.profiles profiles/mission-demo.yaml)" && $(BIN)/dvc exp run -n mission $$args
 bench-mission: $(STAMP)
 	$(BIN)/python -m bench.pipeline --profile profiles/mission-demo.yaml
+# The compare stage locally and on a two-node loopback Ray cluster, same run (needs `make repro` first).
+bench-ray: $(STAMP)
+	$(BIN)/python -m bench.ray_compare
 
 # The curator's review app on 127.0.0.1 (open the URL it prints first); decisions go to data/review/manifest.csv.
 review: $(STAMP)
