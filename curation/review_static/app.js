@@ -226,6 +226,16 @@ function onKey(event) {
   }
 }
 
+// Back from the spreadsheet (the tab becomes visible again): show the file as it is now, on the same work.
+async function refresh() {
+  if (document.visibilityState !== "visible" || !state.artist) return;
+  const key = state.shown[state.current] && state.shown[state.current].lot_key;
+  await loadArtists(state.artist);
+  await loadWorks();
+  const index = state.shown.findIndex((w) => w.lot_key === key);
+  if (index >= 0) focusCard(index);
+}
+
 async function start() {
   takeToken();
   $("viewer-close").addEventListener("click", () => $("viewer").close());
@@ -235,6 +245,7 @@ async function start() {
     $(id).addEventListener("change", () => render(0));
   }
   document.addEventListener("keydown", onKey);
+  document.addEventListener("visibilitychange", refresh);
   await loadArtists();
   await loadWorks();
   say("Ready.");

@@ -108,11 +108,18 @@ def test_a_curators_session_reaches_data_final_and_keeps_a_spreadsheet_edit(samp
         text = CURATOR.read_bytes().decode("utf-8")
         assert text.startswith("\ufefflot_key;decision;note;") and "\r\n" in text and "reviewed_at" in text
 
+        # back from the spreadsheet (the tab visible again), the page shows the file as it is now
+        CURATOR.write_bytes(text.replace("a study, not a painting", "edited again").encode("utf-8"))
+        driver.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
+        wait.until(lambda _: card("www-7-3").find_element(By.CSS_SELECTOR, ".note").get_attribute("value")
+                   == "edited again")
+
         # the larger view, then the other artist's page
         card("www-7-1").find_element(By.CSS_SELECTOR, ".row").click()
         driver.switch_to.active_element.send_keys("\ue007")  # Enter
         wait.until(lambda d: d.find_element(By.ID, "viewer").is_displayed())
-        assert "oil on canvas" in driver.find_element(By.ID, "viewer-facts").text
+        facts = driver.find_element(By.ID, "viewer-facts").text  # what the file has now (the spreadsheet kept
+        assert "Ann A" in facts and "www-7-1" in facts and "Row in the CSV\n2" in facts  # fewer columns)
         driver.switch_to.active_element.send_keys("\ue00c")  # Escape closes it
         wait.until(lambda d: not d.find_element(By.ID, "viewer").is_displayed())
         if os.environ.get("REVIEW_APP_SCREENSHOT"):  # docs/img/review_app.png is made this way
