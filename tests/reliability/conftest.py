@@ -8,13 +8,15 @@ sleeps to wait for a result (loops poll a file with a deadline).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from common import load_params
@@ -22,7 +24,7 @@ from scraper.demo import DemoSite, build_catalogue
 from scraper.demo.catalogue import Catalogue, Lot
 from scraper.stage import DEMO_CRAWL_SETTINGS, REPO_ROOT
 from tests.curation.conftest import PARAMS as CURATION_PARAMS
-from tests.curation.conftest import write_params
+from tests.curation.conftest import jpeg_bytes, pattern_image, write_params
 
 CATEGORIES = ["category_7", "category_11"]
 START, END = "2019-01", "2019-04"
@@ -113,3 +115,22 @@ def curation_repo(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path, CURATION_PARAMS)
     return tmp_path
+
+
+def write_sampled_works(repo: Path, works: Sequence[tuple[str, str, str, str]], shard: str, image_seed: int) -> None:
+    """What the manifest stage reads for a sample of `works` ((lot_key, artist_key, artist, title) each): one
+    pattern image per work under data/raw/images/<shard>/, sample.csv, images.jsonl and lots.parquet."""
+    rows, fetch = [], []
+    for n, (key, artist_key, artist, title) in enumerate(works):
+        path = repo / "data/raw/images" / shard / f"{key}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg_bytes(pattern_image(90, 70, seed=image_seed + n)))
+        rows.append({"lot_key": key, "artist_key": artist_key, "artist": artist, "title": title,
+                     "sale_title": "Sale", "sale_date": "2019-05-16", "medium": "oil on canvas", "kind": "painting",
+                     "dimensions": "", "price_realised": "", "currency": "", "image_url": "u",
+                     "lot_url": f"https://www.christies.com/en/lot/lot-{n}"})
+        fetch.append({"lot_key": key, "image_path": f"{shard}/{key}.jpg", "status": "downloaded"})
+    (repo / "data/interim").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(repo / "data/interim/sample.csv", index=False, lineterminator="\n")
+    (repo / "data/raw/images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fetch))
+    pd.DataFrame({"lot_key": [work[0] for work in works]}).to_parquet(repo / "data/interim/lots.parquet")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from curation import apply_review, manifest
 from curation.review_csv import ReviewCsvError
-from tests.curation.conftest import jpeg_bytes, pattern_image
+from tests.reliability.conftest import write_sampled_works
 
 CURATOR = Path("data/review/manifest.csv")
 OUTPUTS = (Path("data/interim/reviewed.csv"), Path("data/review/index.html"))
@@ -27,20 +26,8 @@ DECISIONS = {KEYS[0]: "drop", KEYS[1]: "keep", KEYS[2]: "keep", KEYS[3]: "drop"}
 @pytest.fixture
 def reviewed_repo(curation_repo) -> Path:
     """A sample of four lots, the manifest stage, the curator's decisions written, apply_review run once."""
-    rows, fetch = [], []
-    for n, key in enumerate(KEYS):
-        path = curation_repo / "data/raw/images/www-5" / f"{key}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jpeg_bytes(pattern_image(90, 70, seed=200 + n)))
-        rows.append({"lot_key": key, "artist_key": "a", "artist": "Artist", "title": f"Work {n}",
-                     "sale_title": "Sale", "sale_date": "2019-05-16", "medium": "oil on canvas", "kind": "painting",
-                     "dimensions": "", "price_realised": "", "currency": "", "image_url": "u",
-                     "lot_url": f"https://www.christies.com/en/lot/lot-{n}"})
-        fetch.append({"lot_key": key, "image_path": f"www-5/{key}.jpg", "status": "downloaded"})
-    (curation_repo / "data/interim").mkdir(parents=True)
-    pd.DataFrame(rows).to_csv(curation_repo / "data/interim/sample.csv", index=False, lineterminator="\n")
-    (curation_repo / "data/raw/images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fetch))
-    pd.DataFrame({"lot_key": KEYS}).to_parquet(curation_repo / "data/interim/lots.parquet")
+    write_sampled_works(curation_repo, [(key, "a", "Artist", f"Work {n}") for n, key in enumerate(KEYS)],
+                        shard="www-5", image_seed=200)
     manifest.main()
     header, *records = table()
     column = header.index("decision")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from curation import apply_review, images, manifest, review_app
 from curation.review_file import ReviewFile
-from tests.curation.conftest import jpeg_bytes, pattern_image
+from tests.reliability.conftest import write_sampled_works
 from tests.reliability.test_hostile_text import chrome_driver
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
@@ -27,20 +26,8 @@ CURATOR = Path("data/review/manifest.csv")
 @pytest.fixture
 def sampled_repo(curation_repo) -> Path:
     """Five sampled works with images, the manifest stage run: what `make review` opens."""
-    rows, fetch = [], []
-    for n, (key, artist, title) in enumerate(WORKS):
-        path = curation_repo / "data/raw/images/www-7" / f"{key}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jpeg_bytes(pattern_image(90, 70, seed=300 + n)))
-        rows.append({"lot_key": key, "artist_key": artist.lower().replace(" ", "-"), "artist": artist, "title": title,
-                     "sale_title": "Sale", "sale_date": "2019-05-16", "medium": "oil on canvas", "kind": "painting",
-                     "dimensions": "", "price_realised": "", "currency": "", "image_url": "u",
-                     "lot_url": f"https://www.christies.com/en/lot/lot-{n}"})
-        fetch.append({"lot_key": key, "image_path": f"www-7/{key}.jpg", "status": "downloaded"})
-    (curation_repo / "data/interim").mkdir(parents=True)
-    pd.DataFrame(rows).to_csv(curation_repo / "data/interim/sample.csv", index=False, lineterminator="\n")
-    (curation_repo / "data/raw/images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fetch))
-    pd.DataFrame({"lot_key": [w[0] for w in WORKS]}).to_parquet(curation_repo / "data/interim/lots.parquet")
+    works = [(key, artist.lower().replace(" ", "-"), artist, title) for key, artist, title in WORKS]
+    write_sampled_works(curation_repo, works, shard="www-7", image_seed=300)
     manifest.main()
     return curation_repo
 
