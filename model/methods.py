@@ -22,7 +22,7 @@ Every k-means uses `cluster.kmeans_n_init` restarts, so the baselines get the sa
 as DCEC's own k-means — except k-means on pixels when `compare.pixels_kmeans_n_init` bounds it: at 128 px
 (49,152 dimensions) one restart on 10,765 images took 151 s on 2 cores (51 Lloyd iterations), so 20
 restarts × 5 seeds would be over 4 hours; the mission profile gives it 1 restart (a weaker baseline, said
-in the report's settings).
+in results.md by model/report.py `restarts_note`).
 
 Extension point: a new method (DeepCluster) is a class with the same four members plus a factory
 `(params, cae_dir) -> method` registered in `METHODS` (or with `register_method`), then listed in

@@ -138,3 +138,10 @@ def test_no_paired_section_when_dcec_was_not_compared(outputs):
     report.main()
     text = (outputs / "reports/results.md").read_text(encoding="utf-8")
     assert "paired by seed" not in text and "## Table 3" in text
+
+
+def test_a_bounded_pixel_kmeans_is_said_in_the_report():
+    params = {"compare": {"pixels_kmeans_n_init": None}, "cluster": {"kmeans_n_init": 20}}
+    assert report.restarts_note(params) == ""
+    params["compare"]["pixels_kmeans_n_init"] = 1
+    assert "raw pixels ran with 1 restart(s)" in report.restarts_note(params) and "with 20" in report.restarts_note(params)
