@@ -45,9 +45,9 @@ FIGURE_NAMES = {
 }
 
 
-def read_assignments(path: Path, image_set: ImageSet, k: int) -> np.ndarray:
-    """The cluster of every image from the cluster stage's assignments.csv, checked against the images
-    and labels: rows 0..N-1 in order, the same lot_key as labels.csv, integer clusters in 0..k-1.
+def read_assignments(path: Path, labels: pd.DataFrame, k: int) -> np.ndarray:
+    """The cluster of every image from the cluster stage's assignments.csv, checked against labels.csv
+    (one row per image): rows 0..N-1 in order, the same lot_key, integer clusters in 0..k-1.
 
     Raises:
         FileNotFoundError / ValueError naming the file, the row and the field.
@@ -58,8 +58,9 @@ def read_assignments(path: Path, image_set: ImageSet, k: int) -> np.ndarray:
     for column in ("row", "cluster"):
         if column not in frame.columns:
             raise ValueError(f"{path}: no column {column!r}; has {list(frame.columns)}")
-    if len(frame) != image_set.n:
-        raise ValueError(f"{path}: {len(frame)} rows but images.npy has {image_set.n} images")
+    n = len(labels)
+    if len(frame) != n:
+        raise ValueError(f"{path}: {len(frame)} rows but images.npy has {n} images")
     for column in ("row", "cluster"):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = np.flatnonzero((values.isna() | (values != values.round())).to_numpy())
@@ -67,7 +68,7 @@ def read_assignments(path: Path, image_set: ImageSet, k: int) -> np.ndarray:
             i = int(bad[0])
             raise ValueError(f"{path}: row {i}, field {column!r}: {frame[column].iloc[i]!r} is not an integer")
         frame[column] = values.astype(np.int64)
-    wrong_row = np.flatnonzero(frame["row"].to_numpy() != np.arange(image_set.n))
+    wrong_row = np.flatnonzero(frame["row"].to_numpy() != np.arange(n))
     if wrong_row.size:
         i = int(wrong_row[0])
         raise ValueError(f"{path}: row {i}, field 'row': {frame['row'].iloc[i]} (expected {i}: images.npy order)")
@@ -76,21 +77,21 @@ def read_assignments(path: Path, image_set: ImageSet, k: int) -> np.ndarray:
     if out_of_range.size:
         i = int(out_of_range[0])
         raise ValueError(f"{path}: row {i}, field 'cluster': {clusters[i]} outside 0..{k - 1} (model.k = {k})")
-    if "lot_key" in frame.columns and image_set.labels is not None:
-        mismatch = np.flatnonzero(frame["lot_key"].to_numpy() != image_set.labels["lot_key"].to_numpy())
+    if "lot_key" in frame.columns:
+        mismatch = np.flatnonzero(frame["lot_key"].to_numpy() != labels["lot_key"].to_numpy())
         if mismatch.size:
             i = int(mismatch[0])
             raise ValueError(f"{path}: row {i}, field 'lot_key': {frame['lot_key'].iloc[i]!r} but labels.csv has "
-                             f"{image_set.labels['lot_key'].iloc[i]!r}; re-run the cluster stage")
+                             f"{labels['lot_key'].iloc[i]!r}; re-run the cluster stage")
     return clusters
 
 
-def read_embedding(path: Path, n: int) -> np.ndarray:
-    """(N, E) finite float embedding, or a clear error naming the file."""
+def read_embedding(path: Path, n: int | None) -> np.ndarray:
+    """(N, E) finite float embedding (any N when `n` is None), or a clear error naming the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (made by the 'cluster' stage: dvc repro cluster)")
     embedding = np.load(path, allow_pickle=False)
-    if embedding.ndim != 2 or embedding.shape[0] != n:
+    if embedding.ndim != 2 or (n is not None and embedding.shape[0] != n):
         raise ValueError(f"{path}: shape {embedding.shape}, expected ({n}, E)")
     if not np.issubdtype(embedding.dtype, np.floating) or not np.isfinite(embedding).all():
         raise ValueError(f"{path}: expected finite floats, got dtype {embedding.dtype}")
@@ -179,7 +180,7 @@ def main() -> None:
     k, seed = int(params["model"]["k"]), int(params["base"]["seed"])
     evaluate_params = params["evaluate"]
     image_set = load_image_set(IMAGES_PATH, LABELS_PATH)
-    clusters = read_assignments(DCEC_DIR / "assignments.csv", image_set, k)
+    clusters = read_assignments(DCEC_DIR / "assignments.csv", image_set.labels, k)
     embedding = read_embedding(DCEC_DIR / "embedding.npy", image_set.n)
     history = read_history(DCEC_DIR / "history.json")
     metrics = run_evaluate(image_set, clusters, embedding, history, k, seed,

@@ -4,14 +4,15 @@
   matched cluster of each artist sits on the diagonal;
 * `tsne_2d` + `scatter_2d` — t-SNE of an embedding, coloured by cluster or by artist;
 * `cluster_collage` — sample images per cluster, one labelled row per cluster;
-* `training_curves` — DCEC loss, delta_label and label metrics over the P updates.
+* `training_curves` — DCEC loss, delta_label and label metrics over the P updates;
+* `price_scatter`, `price_artist_error` — the price stage's predictions against the realised prices.
 
 Every figure is written atomically (temporary file + rename).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the headless backend)
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
@@ -189,4 +191,37 @@ def training_curves(history: Sequence[dict], path: Path) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("iteration (P update steps)")
+    save_figure(fig, path)
+
+
+def price_scatter(actual: np.ndarray, predictions: Mapping[str, np.ndarray], path: Path) -> None:
+    """One panel per model: predicted against realised log US-dollar price of the test works, with y = x."""
+    fig, axes = plt.subplots(1, len(predictions), figsize=(3.4 * len(predictions), 3.6), sharex=True, sharey=True,
+                             squeeze=False)
+    values = np.concatenate([actual, *predictions.values()])
+    limits = (float(values.min()) - 0.3, float(values.max()) + 0.3)
+    for ax, (name, predicted) in zip(axes[0], predictions.items()):
+        ax.plot(limits, limits, color="0.6", linewidth=1)
+        ax.scatter(actual, predicted, s=SCATTER_POINT_SIZE * 2, alpha=0.7)
+        mae = float(np.mean(np.abs(predicted - actual)))
+        ax.set(title=f"{name} (MAE {mae:.2f})", xlabel="realised, ln USD", xlim=limits, ylim=limits)
+    axes[0][0].set_ylabel("predicted, ln USD")
+    fig.suptitle(f"Test works (n = {actual.size}): predicted against realised price")
+    save_figure(fig, path)
+
+
+def price_artist_error(mean_errors: pd.DataFrame, counts: pd.Series, path: Path) -> None:
+    """Mean absolute log error per artist (rows) and model (columns) on the test works, as grouped bars."""
+    mean_errors = mean_errors.sort_index()
+    n_artists, n_models = mean_errors.shape
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.28 * n_artists * max(1, n_models / 3)))
+    height = 0.8 / n_models
+    positions = np.arange(n_artists)
+    for i, name in enumerate(mean_errors.columns):
+        ax.barh(positions + i * height, mean_errors[name].to_numpy(), height=height, label=name)
+    ax.set_yticks(positions + 0.4 - height / 2,
+                  [f"{artist} (n = {int(counts.get(artist, 0))})" for artist in mean_errors.index], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="mean absolute error, ln USD", title="Price error per artist (test works)")
+    ax.legend(loc="lower right", fontsize=8)
     save_figure(fig, path)

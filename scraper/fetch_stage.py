@@ -8,14 +8,22 @@ files already there are not fetched again), `data/raw/images.jsonl` (one line pe
 atomically on success) and `data/raw/fetch_stats.json` (always). With `scrape.site: demo` a demo site is
 started and the image URLs recorded by the scrape stage (another port) are rebased onto it with
 `CHRISTIES_IMAGE_BASE_URL`. Exits 1 when the crawl errored (scraper/crawl_check.py).
+
+Images are kept only while they come from the same site: `data/raw/images/BUILD` says "live", or names the
+demo params and demo code that drew them. Pictures of another demo build are removed first, so a changed
+catalogue or renderer never mixes with stale pictures; images of the live site (or unrecorded ones) are
+never removed, only moved aside (`prepare_image_store`).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import shutil
 import sys
+import time
 from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
@@ -31,6 +39,42 @@ logger = logging.getLogger("scraper.fetch_stage")
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = ("scrape.site", "scrape.start", "scrape.image_width", "scrape.contact", "demo", "fetch.max_lost_fraction")
 FETCH_KEYS = ("site", "start", "image_width", "contact")
+IMAGES_BUILD_FILE = "BUILD"          # in data/raw/images: "live", or the demo build that drew the pictures
+LIVE_BUILD = "live"
+DEMO_PACKAGE = Path(__file__).parent / "demo"
+
+
+def demo_build_id(demo: dict, start: str, package: Path = DEMO_PACKAGE) -> str:
+    """sha1 of the demo params, the first month and the source of the demo package (catalogue, renderer)."""
+    digest = hashlib.sha1(json.dumps({"demo": demo, "start": start}, sort_keys=True, default=str).encode())
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_image_store(images_dir: Path, build: str) -> None:
+    """Make `images_dir` hold only images of `build` ("live", or a `demo_build_id`), then record it.
+
+    Images of another demo build are deleted (the demo draws them again). Images of the live site, or of an
+    unknown origin (no BUILD file), are never deleted: they move aside to `<images_dir>.set-aside-<time>`.
+    """
+    marker = images_dir / IMAGES_BUILD_FILE
+    previous = marker.read_text().strip() if marker.is_file() else None
+    if previous == build:
+        return
+    entries = [path for path in images_dir.iterdir() if path.name != IMAGES_BUILD_FILE]
+    if entries and previous not in (None, LIVE_BUILD):
+        logger.info("%d entries in %s are pictures of another demo build: removed", len(entries), images_dir)
+        for path in entries:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    elif entries:
+        aside = images_dir.with_name(f"{images_dir.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside.mkdir()
+        for path in entries:
+            path.rename(aside / path.name)
+        logger.warning("%d entries in %s came from %s, not from this %s crawl: moved to %s", len(entries),
+                       images_dir, previous or "an unrecorded crawl", "live" if build == LIVE_BUILD else "demo", aside)
+    marker.write_text(build + "\n")
 
 
 def fetch_images(sample: Path, images_dir: Path, raw_dir: Path, job: Path, settings: dict,
@@ -86,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     images_dir.mkdir(parents=True, exist_ok=True)
     settings = {"CHRISTIES_IMAGE_WIDTH": int(scrape["image_width"]), "CHRISTIES_CONTACT": scrape["contact"]}
     if scrape["site"] == "demo":
+        prepare_image_store(images_dir, demo_build_id(demo, str(scrape["start"])))
         context = demo_site(demo, str(scrape["start"]))
     elif scrape["site"] == "live":
+        prepare_image_store(images_dir, LIVE_BUILD)
         context = nullcontext()
     else:
         raise ValueError(f"{args.params}: scrape.site is {scrape['site']!r}; expected 'demo' or 'live'")

@@ -3,7 +3,8 @@
 Each artist gets a `Style` from its seed: a palette of a few colours, a texture (stripes, rings, grid, blobs,
 brush strokes, noise, waves), a composition (horizon, centred motif, diagonal split, frame, full bleed), a
 brightness and a grain. Each work draws its own placement, scale, angle and palette jitter from the lot's
-seed, so a clustering model can group works by artist while raw pixels are not trivially separable.
+seed, so a clustering model can group works by artist while raw pixels are not trivially separable. A
+work's quality (prices.py), which raises its price, shows as brighter mid-tones (`quality_gamma`).
 Sketches are sparse line drawings on light paper; sculptures and decoy objects a single object on a plain
 background; photographs are grayscale-ish.
 
@@ -32,6 +33,7 @@ from scraper.demo.catalogue import (
     IMAGE_TRUNCATED,
     Lot,
 )
+from scraper.demo.prices import work_quality
 
 FIELD_SIDE = 160            # long side of the low-resolution field grid
 TEXTURES = ("stripes", "rings", "grid", "blobs", "strokes", "noise", "waves")
@@ -44,6 +46,7 @@ OBJECT_COLOURS = {
     "wine": ((0.10, 0.25, 0.12), (0.35, 0.05, 0.10)),
 }
 JPEG_QUALITY = 90
+QUALITY_GAMMA = 0.4         # the picture's gamma is exp(-QUALITY_GAMMA * quality): better works are brighter
 PALETTE_JITTER = 0.08       # per-work colour noise on the artist's palette
 OFF_STYLE_COMPOSITION = 0.2  # share of works that leave the artist's usual composition
 TRUNCATE_AT = 0.55          # share of the JPEG bytes kept in the truncated image
@@ -144,9 +147,10 @@ def render_spec(spec: RenderSpec, size: tuple[int, int]) -> Image.Image:
     if spec.decoy_type or spec.kind == "sculpture":
         return render_object(rng, size, spec.decoy_type or "sculpture")
     style = artist_style(spec.style_seed)
+    gamma = quality_gamma(spec.render_seed)
     if spec.is_sketch:
-        return render_sketch(style, rng, size)
-    picture = render_painting(style, rng, size, flat=spec.kind == "print")
+        return render_sketch(style, rng, size, gamma)
+    picture = render_painting(style, rng, size, flat=spec.kind == "print", gamma=gamma)
     if spec.kind == "photograph":
         picture = photographic(picture, style)
     return picture
@@ -254,7 +258,14 @@ def brush_strokes(style: Style, rng: np.random.Generator, grid_size: tuple[int, 
     return np.asarray(canvas, dtype=np.float32) / 255
 
 
-def render_painting(style: Style, rng: np.random.Generator, size: tuple[int, int], flat: bool) -> Image.Image:
+def quality_gamma(render_seed: int) -> float:
+    """How the work's price-relevant quality (prices.py) shows: a gamma below 1 for better works, which
+    brightens the mid-tones without clipping (values stay in [0, 1])."""
+    return float(np.exp(-QUALITY_GAMMA * work_quality(render_seed)))
+
+
+def render_painting(style: Style, rng: np.random.Generator, size: tuple[int, int], flat: bool,
+                    gamma: float) -> Image.Image:
     x, y = field_grid(size)
     colours = colourise(style, rng, texture_field(style, rng, x, y), flat)
     if style.texture == "strokes":
@@ -262,10 +273,11 @@ def render_painting(style: Style, rng: np.random.Generator, size: tuple[int, int
     mask = composition_mask(style, rng, x, y)[..., None]
     background = np.array(style.background, dtype=np.float32) + rng.normal(0, 0.04, 3)
     picture = (colours * mask + background * (1 - mask)) * style.brightness * rng.uniform(0.85, 1.15)
+    picture = np.clip(picture, 0, 1) ** gamma
     return upsample(picture, size, grain=0.0 if flat else style.grain, rng=rng)
 
 
-def render_sketch(style: Style, rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+def render_sketch(style: Style, rng: np.random.Generator, size: tuple[int, int], gamma: float) -> Image.Image:
     """Sparse dark lines (the contours of the artist's field) on light paper."""
     x, y = field_grid(size)
     levels = np.floor(texture_field(style, rng, x, y) * 4)
@@ -273,7 +285,7 @@ def render_sketch(style: Style, rng: np.random.Generator, size: tuple[int, int])
     lines = edges & (rng.uniform(0, 1, edges.shape) < 0.6)
     ink = np.array([0.25, 0.22, 0.2], dtype=np.float32)
     strength = lines.astype(np.float32)[..., None] * rng.uniform(0.5, 0.9)
-    picture = PAPER * (1 - strength) + ink * strength
+    picture = (PAPER * (1 - strength) + ink * strength) ** gamma
     return upsample(picture, size, grain=0.015, rng=rng)
 
 

@@ -23,6 +23,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 
+from scraper.demo import prices
+
 # ---------------------------------------------------------------- vocabulary (facts about the site)
 
 FINE_ART = "category_7"
@@ -207,7 +209,7 @@ class Artist:
     role: str
     clean_works: int       # planned number of clean works (sold, unqualified, 2-D, good image)
     style_seed: int        # seeds the visual style in artwork.py
-    market: float          # typical low estimate, in the sale's currency units
+    market: float          # the artist's price level in US dollars (prices.py)
 
     def dates_txt(self, case: str) -> str:
         if self.death is None:
@@ -420,26 +422,6 @@ def cm_text(cm: float) -> str:
 
 
 # ---------------------------------------------------------------- building
-
-
-ESTIMATE_BRACKETS = ((1, 1.5), (1.5, 2), (2, 3), (3, 5), (4, 6), (5, 7), (6, 8), (8, 12))
-
-
-def nice_estimate(rng: random.Random, typical_low: float) -> tuple[float, float]:
-    """A (low, high) estimate pair on the auction house's usual brackets, near `typical_low`."""
-    target = typical_low * math.exp(rng.gauss(0, 0.6))
-    power = 10 ** math.floor(math.log10(target))
-    low_factor, high_factor = min(ESTIMATE_BRACKETS, key=lambda b: abs(b[0] * power - target))
-    return float(low_factor * power), float(high_factor * power)
-
-
-def realised_price(rng: random.Random, low: float, high: float) -> float:
-    """Hammer price on a bid increment plus a buyer's premium (25% up to 250,000, 20% above): rarely round."""
-    hammer = low * rng.uniform(0.75, 2.2) if rng.random() < 0.8 else high * rng.uniform(1.0, 3.0)
-    step = 10 ** max(1, math.floor(math.log10(hammer)) - 1)
-    hammer = max(step, round(hammer / step) * step)
-    premium = 0.25 * min(hammer, 250_000) + 0.20 * max(0.0, hammer - 250_000)
-    return float(round(hammer + premium))
 
 
 def make_artists(config: DemoConfig, rng: random.Random) -> list[Artist]:
@@ -682,8 +664,8 @@ SIZE_CM = {"painting": (25, 180), "drawing": (15, 75), "print": (20, 95), "photo
            "sculpture": (15, 120)}
 CONSIGNERS = ("", "", "", "", "Property from a Private Collection",
               "Property from the Estate of a Distinguished Collector")
-CURRENCY_RATE = {"USD": 1.0, "GBP": 0.8, "EUR": 0.9, "CHF": 1.0, "HKD": 8.0}
-KIND_PRICE = {"painting": 1.0, "sculpture": 0.8, "drawing": 0.35, "photograph": 0.25, "print": 0.15, "other": 0.2}
+CURRENCY_RATE = {"USD": 1.0, "GBP": 0.8, "EUR": 0.9, "CHF": 1.0, "HKD": 8.0}   # units per dollar, fixed
+DECOY_MARKET_USD = 6000.0
 TRAP_TITLE = "Notes on a Score {Allegro});"    # a '});' inside a string breaks lazy-regex extractors
 DECOY_TEXTS = {
     "jewellery": (("A SAPPHIRE AND DIAMOND RING", "", "platinum, sapphire, diamonds", "ring size 6 1/2"),
@@ -722,6 +704,7 @@ def work_texts(plan: WorkPlan, rng: random.Random, image_sides: tuple[int, int])
         "signature": signature_line(rng, artist, kind, year),
         "date_line": date_line(kind, artist.role, year),
         "image_size": image_size(rng, image_sides, 0.8 if kind == "sculpture" else width_cm / height_cm),
+        "area_cm2": height_cm * width_cm,
         "consigner": rng.choice(CONSIGNERS),
     }
 
@@ -794,9 +777,11 @@ def odd_whitespace(rng: random.Random, text: str) -> str:
 class LotBuilder:
     """Turns planned works (or decoy slots) into lots with the site's wording and numbers."""
 
-    def __init__(self, config: DemoConfig, rng: random.Random):
+    def __init__(self, config: DemoConfig, rng: random.Random, price_rng: random.Random, first_day: dt.date):
         self.config = config
         self.rng = rng
+        self.price_rng = price_rng        # prices draw apart, so changing the price model moves nothing else
+        self.first_day = first_day
         self.ids = {"www": 6_200_000 + rng.randint(0, 9999), "online": 150_000 + rng.randint(0, 999)}
         self.image_paths: set[str] = set()
 
@@ -827,13 +812,15 @@ class LotBuilder:
         self.image_paths.add(path.lower())
         return path
 
-    def money_fields(self, sale: Sale, typical_low_usd: float, sold: bool, withdrawn: bool) -> dict:
+    def money_fields(self, sale: Sale, hedonic: float, quality: float, sold: bool, withdrawn: bool) -> dict:
+        """Estimate and price per the demo's price model (prices.py): `hedonic` is H, `quality` q."""
         currency = sale.template.currency
         if withdrawn:
             return {"estimate_low": None, "estimate_high": None, "estimate_txt": "",
                     "price_realised": None, "price_realised_txt": ""}
-        low, high = nice_estimate(self.rng, typical_low_usd * CURRENCY_RATE[currency])
-        price = realised_price(self.rng, low, high) if sold else None
+        rate = CURRENCY_RATE[currency]
+        low, high = prices.expert_estimate(self.price_rng, hedonic, quality, rate)
+        price = prices.realised_price(self.price_rng, hedonic, quality, rate) if sold else None
         return {"estimate_low": low, "estimate_high": high,
                 "estimate_txt": estimate_text(currency, low, high, sale.template.estimate_style),
                 "price_realised": price, "price_realised_txt": f"{currency} {money(price)}" if price else ""}
@@ -854,7 +841,9 @@ class LotBuilder:
             path = None
         else:
             path = self.image_path(sale, lot_number, f"{artist.name} {texts['title']}")
-        typical = artist.market * KIND_PRICE[plan.kind] * (0.25 if plan.qualifier or plan.is_sketch else 1.0)
+        hedonic = prices.hedonic_log_usd(
+            artist.market, plan.kind, bool(plan.qualifier or plan.is_sketch), texts["area_cm2"],
+            template.location, sale.is_online, (sale.end - self.first_day).days / 365.25)
         truth = LotTruth(
             artist_key=artist.key, qualifier=plan.qualifier, kind=plan.kind, is_sketch=plan.is_sketch,
             is_decoy=False, duplicate_of=plan.duplicate_of.object_id if plan.duplicate_of else None,
@@ -868,7 +857,7 @@ class LotBuilder:
             medium=texts["medium"], dimensions=texts["dimensions"], measurements_txt=texts["measurements"],
             consigner=texts["consigner"], image_path=path, image_size=texts["image_size"],
             render_seed=plan.render_seed, style_seed=artist.style_seed, decoy_type=None, truth=truth,
-            **self.money_fields(sale, typical, plan.sold, plan.withdrawn),
+            **self.money_fields(sale, hedonic, prices.work_quality(plan.render_seed), plan.sold, plan.withdrawn),
         )
 
     def decoy_lot(self, sale: Sale, lot_number: str) -> Lot:
@@ -886,7 +875,7 @@ class LotBuilder:
             medium=material, dimensions=size, measurements_txt=size, consigner="",
             image_path=path, image_size=image_size(self.rng, self.sides, 0.8),
             render_seed=self.rng.getrandbits(32), style_seed=None, decoy_type=decoy_type, truth=truth,
-            **self.money_fields(sale, 3000 * KIND_PRICE["other"] * 10, sold, False),
+            **self.money_fields(sale, math.log(DECOY_MARKET_USD), 0.0, sold, False),
         )
 
     @property
@@ -916,7 +905,8 @@ def build_catalogue(demo_params: Mapping, start: str) -> Catalogue:
             plan.texts = dict(plan.duplicate_of.texts)
     sales = plan_sales(config, months, stream("sales"))
     placed = assign_works_to_sales(works, sales, stream("placement"))
-    builder = LotBuilder(config, stream("lots"))
+    first_year, first_month = parse_month(months[0])
+    builder = LotBuilder(config, stream("lots"), stream("prices"), dt.date(first_year, first_month, 1))
     order_rng = stream("order")
     for sale in sales:            # object ids first: a repeated print may precede its original
         order_rng.shuffle(placed[sale.event_id])

@@ -70,15 +70,15 @@ def test_assignments_row_and_field_errors_are_named(stage_dir):
     frame.loc[7, "cluster"] = K
     frame.to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"row 7, field 'cluster'"):
-        evaluate.read_assignments(path, image_set, K)
+        evaluate.read_assignments(path, image_set.labels, K)
     frame.loc[7, "cluster"] = 0
     frame.loc[3, "lot_key"] = "www-9-9"
     frame.to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"row 3, field 'lot_key'"):
-        evaluate.read_assignments(path, image_set, K)
+        evaluate.read_assignments(path, image_set.labels, K)
     frame.iloc[:-1].to_csv(path, index=False)
     with pytest.raises(ValueError, match="39 rows"):
-        evaluate.read_assignments(path, image_set, K)
+        evaluate.read_assignments(path, image_set.labels, K)
 
 
 def test_heatmap_columns_follow_the_hungarian_match():

@@ -180,3 +180,45 @@ def test_the_demo_serves_the_onlineonly_roundel_as_a_placeholder():
     assert roundels and all(not lot.truth.has_image for lot in roundels)
     origins = Origins(www="http://127.0.0.1:8800", online="http://127.0.0.1:8801")
     assert all(image_url_of({"image": image_block(lot, origins)}, origins.www) is None for lot in roundels)
+
+
+def _store_with(images_dir: Path, build: str | None) -> Path:
+    (images_dir / "oo-1").mkdir(parents=True)
+    (images_dir / "oo-1" / "oo-1-2.jpg").write_bytes(b"old picture")
+    if build is not None:
+        (images_dir / fetch_stage.IMAGES_BUILD_FILE).write_text(build + "\n")
+    return images_dir
+
+
+def test_pictures_of_another_demo_build_are_removed_before_a_fetch(tmp_path):
+    images = _store_with(tmp_path / "images", "demo-build-a")
+    fetch_stage.prepare_image_store(images, "demo-build-b")
+    assert sorted(p.name for p in images.iterdir()) == [fetch_stage.IMAGES_BUILD_FILE]
+    assert (images / fetch_stage.IMAGES_BUILD_FILE).read_text().strip() == "demo-build-b"
+    assert [p.name for p in tmp_path.iterdir()] == ["images"]
+
+
+def test_the_same_demo_build_keeps_its_pictures(tmp_path):
+    images = _store_with(tmp_path / "images", "demo-build-a")
+    fetch_stage.prepare_image_store(images, "demo-build-a")
+    assert (images / "oo-1" / "oo-1-2.jpg").read_bytes() == b"old picture"
+
+
+@pytest.mark.parametrize("previous", [fetch_stage.LIVE_BUILD, None])
+def test_live_or_unrecorded_images_are_moved_aside_never_deleted(tmp_path, previous):
+    images = _store_with(tmp_path / "images", previous)
+    fetch_stage.prepare_image_store(images, "demo-build-b")
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("images.set-aside-")]
+    assert len(aside) == 1 and (aside[0] / "oo-1" / "oo-1-2.jpg").read_bytes() == b"old picture"
+    assert sorted(p.name for p in images.iterdir()) == [fetch_stage.IMAGES_BUILD_FILE]
+
+
+def test_the_demo_build_id_follows_the_params_and_the_demo_code(tmp_path, demo_params):
+    package = tmp_path / "demo"
+    package.mkdir()
+    (package / "artwork.py").write_text("BRIGHTNESS = 1\n")
+    first = fetch_stage.demo_build_id(demo_params, "2019-01", package)
+    assert fetch_stage.demo_build_id(demo_params, "2019-01", package) == first
+    assert fetch_stage.demo_build_id({**demo_params, "seed": 8}, "2019-01", package) != first
+    (package / "artwork.py").write_text("BRIGHTNESS = 2\n")
+    assert fetch_stage.demo_build_id(demo_params, "2019-01", package) != first
