@@ -206,7 +206,7 @@ def price_scatter(actual: np.ndarray, predictions: Mapping[str, np.ndarray], pat
         mae = float(np.mean(np.abs(predicted - actual)))
         ax.set(title=f"{name} (MAE {mae:.2f})", xlabel="realised, ln USD", xlim=limits, ylim=limits)
     axes[0][0].set_ylabel("predicted, ln USD")
-    fig.suptitle(f"Test works (n = {actual.size}): predicted against realised price")
+    fig.suptitle(f"Test works (n = {actual.size}): predicted against realised price", y=1.04)
     save_figure(fig, path)
 
 
@@ -223,5 +223,5 @@ def price_artist_error(mean_errors: pd.DataFrame, counts: pd.Series, path: Path)
                   [f"{artist} (n = {int(counts.get(artist, 0))})" for artist in mean_errors.index], fontsize=8)
     ax.invert_yaxis()
     ax.set(xlabel="mean absolute error, ln USD", title="Price error per artist (test works)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     save_figure(fig, path)

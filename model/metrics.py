@@ -134,17 +134,17 @@ def paired_difference(ours: dict[int, float], theirs: dict[int, float], level: f
 
 def price_metrics(actual: np.ndarray, predicted: np.ndarray, range_low: np.ndarray, range_high: np.ndarray) -> dict:
     """Scores of log-price predictions: MAE and median absolute error (log points), R² against the mean of
-    `actual`, the share of predictions inside the experts' [low, high] range, Spearman's ρ, and the bias
-    (mean of predicted − actual)."""
+    `actual`, the share of predictions inside the experts' [low, high] range, Spearman's ρ (None when either
+    side is constant, e.g. the mean model), and the bias (mean of predicted − actual)."""
     error = predicted - actual
     spread = float(np.sum((actual - actual.mean()) ** 2))
-    rho = stats.spearmanr(predicted, actual).statistic if np.ptp(predicted) > 0 else float("nan")
+    ranked = np.ptp(predicted) > 0 and np.ptp(actual) > 0
     return {
         "mae": float(np.mean(np.abs(error))),
         "median_ae": float(np.median(np.abs(error))),
-        "r2": float(1 - np.sum(error ** 2) / spread) if spread > 0 else float("nan"),
+        "r2": float(1 - np.sum(error ** 2) / spread) if spread > 0 else None,
         "within_estimate": float(np.mean((predicted >= range_low) & (predicted <= range_high))),
-        "spearman": float(rho),
+        "spearman": float(stats.spearmanr(predicted, actual).statistic) if ranked else None,
         "bias": float(np.mean(error)),
         "n": int(actual.size),
     }

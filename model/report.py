@@ -79,6 +79,8 @@ FIGURE_TITLES = {"tsne_clusters": "t-SNE of the DCEC embedding, coloured by clus
 
 PRICE_TITLES = {"mean": "training mean (the floor)", "experts": "Christie's experts (the estimate's geometric mean)",
                 "hedonic": "hedonic", "hedonic_image": "hedonic + image", "image": "image only"}
+PRICE_SHORT = {"mean": "the training mean", "experts": "the experts", "hedonic": "hedonic",
+               "hedonic_image": "hedonic + image", "image": "image only"}
 PRICE_FIGURES = {"price_scatter.png": "predicted against realised price, test works",
                  "price_artist_error.png": "price error per artist, test works"}
 
@@ -286,11 +288,12 @@ def price_comparisons_table(price: Mapping) -> str:
 
 def price_sentence(price: Mapping, site: str) -> str:
     """The reading of Table 4: does the image add to the hedonic model; on the demo, was the plant found."""
-    image = price["comparisons"]["hedonic_image vs hedonic"]["verdict"]
-    hedonic = price["comparisons"]["hedonic vs mean"]["verdict"]
-    reading = (f"Adding the image to the hedonic model is {image}" if image != "no detectable difference" else
-               "Adding the image to the hedonic model makes no detectable difference") + \
-        f" (hedonic against the training mean: {hedonic})."
+    verdicts = {pair: cell["verdict"] for pair, cell in price["comparisons"].items()}
+    image, hedonic = verdicts["hedonic_image vs hedonic"], verdicts["hedonic vs mean"]
+    pairs = (pair.split(" vs ") for pair in verdicts)
+    reading = "On the test works, by mean absolute error: " + "; ".join(
+        f"{PRICE_SHORT.get(model, model)} against {PRICE_SHORT.get(against, against)}: {verdict}"
+        for (model, against), verdict in zip(pairs, verdicts.values())) + "."
     if site != "demo":
         return reading
     found = image == "better" and hedonic == "better"

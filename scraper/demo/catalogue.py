@@ -232,6 +232,8 @@ class LotTruth:
     sold: bool
     withdrawn: bool
     clean: bool                # counted in Artist.clean_works
+    hedonic_log_usd: float | None = None   # H of the price model (prices.py); None for decoys
+    quality: float = 0.0                   # q of the price model, drawn into the picture
 
 
 @dataclass
@@ -844,11 +846,12 @@ class LotBuilder:
         hedonic = prices.hedonic_log_usd(
             artist.market, plan.kind, bool(plan.qualifier or plan.is_sketch), texts["area_cm2"],
             template.location, sale.is_online, (sale.end - self.first_day).days / 365.25)
+        quality = prices.work_quality(plan.render_seed)
         truth = LotTruth(
             artist_key=artist.key, qualifier=plan.qualifier, kind=plan.kind, is_sketch=plan.is_sketch,
             is_decoy=False, duplicate_of=plan.duplicate_of.object_id if plan.duplicate_of else None,
             has_image=image_kind not in (IMAGE_PLACEHOLDER, IMAGE_NONE), image_kind=image_kind,
-            sold=plan.sold, withdrawn=plan.withdrawn, clean=plan.clean,
+            sold=plan.sold, withdrawn=plan.withdrawn, clean=plan.clean, hedonic_log_usd=hedonic, quality=quality,
         )
         return Lot(
             object_id=plan.object_id, event_id=sale.event_id, lot_number=lot_number,
@@ -857,7 +860,7 @@ class LotBuilder:
             medium=texts["medium"], dimensions=texts["dimensions"], measurements_txt=texts["measurements"],
             consigner=texts["consigner"], image_path=path, image_size=texts["image_size"],
             render_seed=plan.render_seed, style_seed=artist.style_seed, decoy_type=None, truth=truth,
-            **self.money_fields(sale, hedonic, prices.work_quality(plan.render_seed), plan.sold, plan.withdrawn),
+            **self.money_fields(sale, hedonic, quality, plan.sold, plan.withdrawn),
         )
 
     def decoy_lot(self, sale: Sale, lot_number: str) -> Lot:

@@ -1,4 +1,4 @@
-"""Integration: the model stages in dvc.yaml order (pretrain → cluster → evaluate → compare → report) on a tiny
+"""Integration: the model stages in dvc.yaml order (pretrain → cluster → evaluate → compare → price → report) on a tiny
 synthetic dataset in a temporary repository root, each through its own entry point, then checks that every
 declared output exists and that the tables, metrics and report agree with each other and with labels.csv.
 
@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from model import cluster, compare, evaluate, pretrain, report
+from model import cluster, compare, evaluate, pretrain, price, report
 from model.metrics import cluster_acc, nmi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL_STAGES = ("pretrain", "cluster", "evaluate", "compare", "report")
+MODEL_STAGES = ("pretrain", "cluster", "evaluate", "compare", "price", "report")
 
 SIDE = 16
 PER_ARTIST = 8
@@ -90,6 +90,25 @@ def write_final_data(root: Path) -> tuple[np.ndarray, pd.DataFrame]:
     return images, labels
 
 
+def write_lot_table(root: Path, labels: pd.DataFrame) -> None:
+    """data/interim/lots.parquet with the sale and price columns the price stage reads: eight sale days,
+    two currencies, a price level per artist, one unsold work."""
+    rng = np.random.default_rng(1)
+    level = 8.0 + labels["artist_id"].to_numpy() * 0.7 + rng.normal(0, 0.3, N)
+    currency = np.where(np.arange(N) % 2 == 0, "USD", "GBP")
+    local = np.exp(level) * np.where(currency == "GBP", 0.78, 1.0)
+    lots = pd.DataFrame({
+        "lot_key": labels["lot_key"], "sale_date": [f"2019-02-{1 + i % 8:02d}" for i in range(N)],
+        "sale_location": np.where(currency == "USD", "New York", "London"), "sale_kind": "live",
+        "currency": currency, "price_realised": pd.array(np.round(local), dtype="Float64"),
+        "estimate_low": np.round(local * 0.7), "estimate_high": np.round(local * 1.1),
+        "sold": np.arange(N) != 5, "withdrawn": False, "height_cm": 50.0, "width_cm": 40.0,
+    })
+    lots.loc[5, "price_realised"] = pd.NA
+    (root / "data/interim").mkdir(parents=True)
+    lots.to_parquet(root / "data/interim/lots.parquet", index=False)
+
+
 def write_dataset_table(root: Path, labels: pd.DataFrame) -> None:
     """reports/dataset.md in the layout of curation's dataset_table stage (Table 1; the report embeds it)."""
     rows = [f"| {artist} | {len(group)} | 1900 |  | {', '.join(sorted(set(group['kind'])))} |"
@@ -108,6 +127,7 @@ def run(tmp_path_factory) -> dict:
     params = tiny_params()
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     _, labels = write_final_data(root)
+    write_lot_table(root, labels)
     write_dataset_table(root, labels)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
@@ -115,6 +135,7 @@ def run(tmp_path_factory) -> dict:
         cluster.main([])
         evaluate.main()
         compare.main()
+        price.main()
         report.main()
     return {"root": root, "params": params, "labels": labels}
 
@@ -286,3 +307,18 @@ def test_results_md_has_the_three_tables_and_live_figure_links(run):
     assert len(links) >= len(evaluate.FIGURE_NAMES)
     for link in links:
         assert (root / "reports" / link).is_file(), f"results.md links to a missing file: {link}"
+
+
+def test_table4_has_every_price_model_from_the_price_metrics(run):
+    root = run["root"]
+    metrics = json.loads((root / "reports/price/metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n"]["excluded"]["unsold"] == 1 and metrics["n"]["eligible"] == N - 1
+    predictions = pd.read_csv(root / "reports/price/predictions.csv")
+    assert len(predictions) == N - 1 and set(predictions["split"]) == {"train", "test"}
+    assert predictions.loc[predictions["split"] == "test", "sale_date"].min() > \
+        predictions.loc[predictions["split"] == "train", "sale_date"].max()
+    text = (root / "reports/results.md").read_text(encoding="utf-8")
+    rows = {row[0]: row for row in table_rows(section(text, "Table 4"))}
+    for name in price.MODELS:
+        title = report.PRICE_TITLES[name]
+        assert rows[title][1] == f"{metrics['models'][name]['mae']:.3f}", f"Table 4 MAE of {name}"

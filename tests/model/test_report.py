@@ -48,6 +48,25 @@ def fake_sweep() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fake_price(image_verdict: str = "better") -> dict:
+    def scores(mae):
+        return {"mae": mae, "median_ae": mae - 0.05, "r2": 0.5, "within_estimate": 0.25, "spearman": None,
+                "bias": 0.1, "n": 20}
+
+    def compared(verdict):
+        return {"diff_mean": -0.1, "ci_low": -0.2, "ci_high": 0.05, "n": 20, "verdict": verdict}
+
+    return {"n": {"final_works": 40, "eligible": 30, "excluded": {"withdrawn": 0, "unsold": 10, "no_price": 0,
+                                                                  "no_estimate": 0},
+                  "train": 20, "validation": 5, "test": 10},
+            "split_dates": {"train": ["2019-01-01", "2019-02-01"], "validation": ["2019-01-20", "2019-02-01"],
+                            "test": ["2019-02-05", "2019-03-01"]},
+            "target": "log US dollars at the sale date, buyer's premium included", "realised_within_estimate": 0.3,
+            "models": {name: scores(0.9 - 0.1 * i) for i, name in enumerate(report.PRICE_TITLES)},
+            "comparisons": {"hedonic vs mean": compared("better"), "hedonic_image vs hedonic": compared(image_verdict)},
+            "choices": {"hedonic": {"chosen": "ridge alpha=1.0"}}}
+
+
 @pytest.fixture
 def outputs(tmp_path, monkeypatch):
     (tmp_path / "reports/compare").mkdir(parents=True)
@@ -57,6 +76,7 @@ def outputs(tmp_path, monkeypatch):
     write_json(tmp_path / "reports/metrics.json",
                {"n": 40, "k": 4, "n_artists": 4, "n_nonempty_clusters": 4, "acc": 0.6789, "nmi_arithmetic": 0.5,
                 "nmi_geometric": 0.51, "ari": 0.4, "purity": 0.7, "silhouette": 0.3, "calinski_harabasz": 77.7})
+    write_json(tmp_path / "reports/price/metrics.json", fake_price())
     (tmp_path / "reports/figures").mkdir()
     for name in FIGURE_NAMES.values():
         (tmp_path / "reports/figures" / name).write_bytes(b"\x89PNG")
@@ -145,3 +165,14 @@ def test_a_bounded_pixel_kmeans_is_said_in_the_report():
     assert report.restarts_note(params) == ""
     params["compare"]["pixels_kmeans_n_init"] = 1
     assert "raw pixels ran with 1 restart(s)" in report.restarts_note(params) and "with 20" in report.restarts_note(params)
+
+
+def test_table4_and_whether_the_demos_planted_signal_was_recovered(outputs):
+    report.main()
+    text = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    assert "## Table 4" in text and "| hedonic + image | 0.600 |" in text and "ridge alpha=1.0" in text
+    assert "left out: 10 unsold" in text
+    assert "the planted image signal was recovered." in text
+    missed = report.price_sentence(fake_price("no detectable difference"), "demo")
+    assert "hedonic + image against hedonic: no detectable difference" in missed and "**not** recovered" in missed
+    assert "planted" not in report.price_sentence(fake_price(), "live")

@@ -1,0 +1,176 @@
+"""The price stage: conversion at known ECB rates, the time split, metrics recomputed from a predictions table,
+bad currencies and missing prices, and the demo's planted image signal recovered from its pictures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from curation.text import parse_dimensions
+from model import price
+from model.currency import PriceConversionError, UsdConverter
+from model.metrics import paired_error_difference, price_metrics
+from scraper.demo import build_catalogue
+from scraper.demo import prices as demo_prices
+from scraper.demo.artwork import render
+from scraper.demo.catalogue import CURRENCY_RATE
+from tests.model.test_pipeline import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def converter() -> UsdConverter:
+    return UsdConverter()
+
+
+def test_conversion_uses_the_ecb_fixing_of_the_sale_day(converter):
+    # ECB reference rates (EUR 1 = ...): 2019-01-04 USD 1.1403; 1999-01-04 USD 1.1789, GBP 0.7111.
+    assert converter.factor("EUR", dt.date(2019, 1, 4), "x") == pytest.approx(1.1403)
+    assert converter.factor("GBP", dt.date(1999, 1, 4), "x") == pytest.approx(1.1789 / 0.7111)
+    assert converter.factor("usd ", dt.date(2019, 1, 4), "x") == 1.0
+
+
+def test_a_weekend_sale_takes_the_rate_between_the_fixings_around_it(converter):
+    friday, saturday, monday = dt.date(2019, 1, 4), dt.date(2019, 1, 5), dt.date(2019, 1, 7)
+    rates = [converter.factor("GBP", day, "x") for day in (friday, saturday, monday)]
+    assert min(rates[0], rates[2]) <= rates[1] <= max(rates[0], rates[2])
+
+
+@pytest.mark.parametrize("currency, day, message", [
+    ("XAU", dt.date(2019, 1, 4), r"lot www-1-2: currency 'XAU' has no ECB reference rate"),
+    ("", dt.date(2019, 1, 4), r"lot www-1-2: currency '' has no ECB reference rate"),
+    ("HKD", dt.date(1998, 12, 1), r"lot www-1-2: no HKD->USD rate for the sale date 1998-12-01"),
+    ("GBP", dt.date(2099, 1, 1), r"lot www-1-2: no GBP->USD rate for the sale date 2099-01-01"),
+])
+def test_an_unknown_currency_or_a_date_outside_the_table_is_an_error_naming_the_lot(converter, currency, day, message):
+    with pytest.raises(PriceConversionError, match=message):
+        converter.factor(currency, day, "www-1-2")
+
+
+def test_deflating_uses_the_cpi_ratio_and_refuses_a_year_outside_the_table():
+    deflating = UsdConverter(deflate_to=2024)
+    assert deflating.factor("USD", dt.date(2019, 6, 3), "x") == pytest.approx(313.689 / 255.657)
+    assert UsdConverter(deflate_to=2000).factor("USD", dt.date(2000, 3, 1), "y") == 1.0
+    with pytest.raises(PriceConversionError, match="lot y: sale year 2025 is not in us_cpi_u.csv"):
+        deflating.factor("USD", dt.date(2025, 3, 3), "y")
+    with pytest.raises(PriceConversionError, match="price.deflate_to 1998: not a year"):
+        UsdConverter(deflate_to=1998)
+
+
+def test_the_time_split_keeps_whole_days_and_puts_the_latest_in_test():
+    dates = pd.Series(["2019-01-01"] * 4 + ["2019-01-02"] * 3 + ["2019-01-03"] * 2 + ["2019-01-04"] * 1)
+    later = price.time_split(dates, 0.25)
+    assert dates[later].tolist() == ["2019-01-03"] * 2 + ["2019-01-04"]   # 3 of 10 >= 25%, whole days
+    assert price.time_split(dates, 0.95).sum() == 6                        # one day always stays earlier
+    with pytest.raises(ValueError, match="at least two"):
+        price.time_split(pd.Series(["2019-01-01"] * 3), 0.25)
+
+
+def test_eligibility_counts_each_left_out_work_once():
+    works = pd.DataFrame({
+        "sold": [True, False, False, True, True, True],
+        "withdrawn": [False, False, True, False, False, False],
+        "price_realised": [100.0, None, None, None, 50.0, 80.0],
+        "estimate_low": [80.0, 80.0, None, 80.0, None, 60.0],
+        "estimate_high": [120.0, 120.0, None, 120.0, None, 90.0],
+    })
+    keep, counts = price.eligibility(works)
+    assert keep.tolist() == [True, False, False, False, False, True]
+    assert counts == {"withdrawn": 1, "unsold": 1, "no_price": 1, "no_estimate": 1}
+
+
+def test_metrics_are_recomputed_from_a_tiny_predictions_table():
+    actual = np.array([1.0, 2.0, 3.0, 4.0])
+    predicted = np.array([1.5, 2.0, 2.0, 4.5])
+    scores = price_metrics(actual, predicted, actual - 0.6, actual + 0.6)
+    assert scores["mae"] == pytest.approx(0.5)
+    assert scores["median_ae"] == pytest.approx(0.5)
+    assert scores["r2"] == pytest.approx(1 - 1.5 / 5.0)
+    assert scores["within_estimate"] == pytest.approx(0.75)
+    assert scores["bias"] == pytest.approx(0.0)
+    assert scores["spearman"] == pytest.approx(pd.Series(predicted).corr(pd.Series(actual), method="spearman"))
+
+
+def test_test_metrics_read_only_the_test_rows_of_predictions_csv():
+    rows = {"split": ["train", "test", "test", "test", "test"], "actual_log_usd": [9.0, 1.0, 2.0, 3.0, 4.0],
+            "estimate_low_log_usd": [0.0, 0.5, 1.5, 2.5, 3.5], "estimate_high_log_usd": [0.0, 1.5, 2.5, 3.5, 4.5]}
+    predictions = pd.DataFrame(rows)
+    for offset, name in enumerate(price.MODELS):
+        predictions[f"pred_{name}"] = predictions["actual_log_usd"] + 0.1 * offset
+    scores = price.test_metrics(predictions, resamples=200, seed=0)
+    assert scores["models"]["experts"]["mae"] == pytest.approx(0.1)
+    assert scores["models"]["image"]["n"] == 4
+    assert scores["realised_within_estimate"] == 1.0
+    assert scores["comparisons"]["hedonic vs mean"]["diff_mean"] == pytest.approx(0.2)
+
+
+def test_paired_bootstrap_verdicts_follow_the_interval():
+    rng = np.random.default_rng(0)
+    errors = rng.uniform(0, 1, 200)
+    assert paired_error_difference(errors * 0.5, errors, 500, 0)["verdict"] == "better"
+    assert paired_error_difference(errors + 0.2, errors, 500, 0)["verdict"] == "worse"
+    noisy = paired_error_difference(errors + rng.normal(0, 0.01, 200), errors, 500, 0)
+    assert noisy["verdict"] == "no detectable difference" and noisy["ci_low"] < 0 < noisy["ci_high"]
+
+
+# ---------------------------------------------------------------- the demo's planted price model
+
+
+@pytest.fixture(scope="module")
+def demo_sold_works() -> list:
+    """(lot, sale) of every clean 2-D work of the embedded default's demo that sold."""
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    catalogue = build_catalogue(params["demo"], str(params["scrape"]["start"]))
+    return [(lot, catalogue.sale_of(lot)) for lot in catalogue.lots.values()
+            if lot.truth.clean and lot.truth.sold and lot.price_realised]
+
+
+def usd(amount: float, currency: str) -> float:
+    """The demo's own conversion (its fixed rates), so the check sees the generating model exactly."""
+    return amount / CURRENCY_RATE[currency]
+
+
+def test_demo_prices_follow_the_documented_model(demo_sold_works):
+    truth = np.array([[lot.truth.hedonic_log_usd, lot.truth.quality] for lot, _ in demo_sold_works])
+    hammer = np.log([usd(lot.price_realised, sale.template.currency) / 1.25 for lot, sale in demo_sold_works])
+    design = np.column_stack([np.ones(len(truth)), truth])
+    coefficients, *_ = np.linalg.lstsq(design, hammer, rcond=None)
+    assert coefficients[1] == pytest.approx(1.0, abs=0.05)                          # H enters one to one
+    assert coefficients[2] == pytest.approx(demo_prices.QUALITY_PRICE, abs=0.05)     # the planted quality
+    residual = hammer - design @ coefficients
+    assert residual.std() == pytest.approx(demo_prices.SALE_NOISE, abs=0.05)
+    experts = np.log([usd(np.sqrt(lot.estimate_low * lot.estimate_high), sale.template.currency)
+                      for lot, sale in demo_sold_works])
+    seen, *_ = np.linalg.lstsq(design, experts, rcond=None)
+    assert seen[2] == pytest.approx(demo_prices.EXPERT_QUALITY_SHARE * demo_prices.QUALITY_PRICE, abs=0.06)
+
+
+def test_the_demos_planted_image_signal_is_recovered_from_its_pictures(demo_sold_works, tmp_path):
+    """The stage, fed picture statistics instead of the DCEC embedding, finds what only the image shows."""
+    rows, features = [], []
+    for lot, sale in demo_sold_works:
+        dims = parse_dimensions(lot.dimensions)
+        rows.append({"lot_key": lot.object_id, "artist": lot.truth.artist_key, "kind": lot.truth.kind,
+                     "sale_date": sale.end.isoformat(), "sale_location": sale.template.location,
+                     "sale_kind": "online" if sale.is_online else "live", "currency": sale.template.currency,
+                     "price_realised": lot.price_realised, "estimate_low": lot.estimate_low,
+                     "estimate_high": lot.estimate_high, "sold": True, "withdrawn": False,
+                     "height_cm": dims.height_cm, "width_cm": dims.width_cm, "cluster": "0"})
+        pixels = np.asarray(render(lot, 32), dtype=np.float32) / 255          # (h, 32, 3)
+        features.append([*pixels.mean(axis=(0, 1)), pixels.mean(axis=2).std()])
+    settings = price.PriceSettings(test_fraction=0.25, validation_fraction=0.25, deflate=False, deflate_to=2024,
+                                   ridge_alphas=(0.1, 1.0, 10.0), boosting=(), bootstrap_resamples=1000, seed=0)
+    metrics = price.run_price(pd.DataFrame(rows), np.array(features, dtype=np.float32), settings,
+                              tmp_path / "price", tmp_path / "figures")
+    assert metrics["comparisons"]["hedonic vs mean"]["verdict"] == "better"
+    assert metrics["comparisons"]["hedonic_image vs hedonic"]["verdict"] == "better"
+    saved = json.loads((tmp_path / "price/metrics.json").read_text())
+    predictions = pd.read_csv(tmp_path / "price/predictions.csv")
+    recomputed = price.test_metrics(predictions, 1000, 0)["models"]
+    for name in price.MODELS:
+        assert recomputed[name]["mae"] == pytest.approx(saved["models"][name]["mae"], abs=1e-5)
+    assert (tmp_path / "figures" / price.FIGURE_NAMES["scatter"]).stat().st_size > 0
