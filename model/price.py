@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
@@ -105,6 +106,9 @@ def read_works(labels_path: Path, lots_path: Path, dcec_dir: Path, k: int) -> tu
     clusters = read_assignments(dcec_dir / "assignments.csv", labels, k)
     if not lots_path.is_file():
         raise FileNotFoundError(f"{lots_path}: not found (made by the 'clean' stage: dvc repro clean)")
+    missing_columns = sorted(set(LOT_COLUMNS) - set(pq.read_schema(lots_path).names))
+    if missing_columns:
+        raise ValueError(f"{lots_path}: no column(s) {missing_columns}; re-run the clean stage (dvc repro clean)")
     lots = pd.read_parquet(lots_path, columns=LOT_COLUMNS).drop_duplicates("lot_key")
     works = labels[["lot_key", "artist", "kind"]].merge(lots, on="lot_key", how="left", indicator=True)
     missing = np.flatnonzero((works.pop("_merge") != "both").to_numpy())

@@ -19,7 +19,7 @@ from scraper.demo import build_catalogue
 from scraper.demo import prices as demo_prices
 from scraper.demo.artwork import render
 from scraper.demo.catalogue import CURRENCY_RATE
-from tests.model.test_pipeline import REPO_ROOT
+from tests.model.test_pipeline import REPO_ROOT, write_final_data, write_lot_table
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +174,17 @@ def test_the_demos_planted_image_signal_is_recovered_from_its_pictures(demo_sold
     for name in price.MODELS:
         assert recomputed[name]["mae"] == pytest.approx(saved["models"][name]["mae"], abs=1e-5)
     assert (tmp_path / "figures" / price.FIGURE_NAMES["scatter"]).stat().st_size > 0
+
+
+def test_a_lot_table_without_the_price_columns_is_named(tmp_path):
+    labels = write_final_data(tmp_path)[1]
+    write_lot_table(tmp_path, labels)
+    lots = pd.read_parquet(tmp_path / "data/interim/lots.parquet").drop(columns=["currency"])
+    lots.to_parquet(tmp_path / "data/interim/lots.parquet", index=False)
+    (tmp_path / "reports/dcec").mkdir(parents=True)
+    np.save(tmp_path / "reports/dcec/embedding.npy", np.zeros((len(labels), 4), dtype=np.float32))
+    labels.assign(cluster=0)[["row", "lot_key", "cluster"]].to_csv(tmp_path / "reports/dcec/assignments.csv",
+                                                                   index=False)
+    with pytest.raises(ValueError, match=r"lots.parquet: no column\(s\) \['currency'\]"):
+        price.read_works(tmp_path / "data/final/labels.csv", tmp_path / "data/interim/lots.parquet",
+                         tmp_path / "reports/dcec", k=4)
