@@ -221,6 +221,7 @@ def price_artist_error(mean_errors: pd.DataFrame, counts: pd.Series, path: Path)
         ax.barh(positions + i * height, mean_errors[name].to_numpy(), height=height, label=name)
     ax.set_yticks(positions + 0.4 - height / 2,
                   [f"{artist} (n = {int(counts.get(artist, 0))})" for artist in mean_errors.index], fontsize=8)
+    ax.margins(y=0.01)
     ax.invert_yaxis()
     ax.set(xlabel="mean absolute error, ln USD", title="Price error per artist (test works)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
