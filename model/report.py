@@ -278,6 +278,7 @@ def table4(price: Mapping) -> str:
 
 
 def price_comparisons_table(price: Mapping) -> str:
+    """Each paired comparison of two price models: MAE difference, bootstrap interval, verdict."""
     header = ["model vs", "MAE difference [95% bootstrap interval], verdict"]
     rows = []
     for pair, cell in price["comparisons"].items():
@@ -288,15 +289,13 @@ def price_comparisons_table(price: Mapping) -> str:
 
 def price_sentence(price: Mapping, site: str) -> str:
     """The reading of Table 4: does the image add to the hedonic model; on the demo, was the plant found."""
-    verdicts = {pair: cell["verdict"] for pair, cell in price["comparisons"].items()}
-    image, hedonic = verdicts["hedonic_image vs hedonic"], verdicts["hedonic vs mean"]
-    pairs = (pair.split(" vs ") for pair in verdicts)
+    verdicts = {tuple(pair.split(" vs ")): cell["verdict"] for pair, cell in price["comparisons"].items()}
     reading = "On the test works, by mean absolute error: " + "; ".join(
         f"{PRICE_SHORT.get(model, model)} against {PRICE_SHORT.get(against, against)}: {verdict}"
-        for (model, against), verdict in zip(pairs, verdicts.values())) + "."
+        for (model, against), verdict in verdicts.items()) + "."
     if site != "demo":
         return reading
-    found = image == "better" and hedonic == "better"
+    found = verdicts[("hedonic_image", "hedonic")] == "better" and verdicts[("hedonic", "mean")] == "better"
     return reading + (" On the demo the prices follow a planted model with a quality only the picture shows "
                       "(docs/PRICE.md): the planted image signal was " + ("recovered." if found else
                       "**not** recovered — the stage or the embedding missed it."))
@@ -306,8 +305,6 @@ def price_section(price: Mapping, site: str, figures_dir: Path, report_path: Pat
     """Table 4 with its notes, comparisons and figures."""
     n, dates = price["n"], price["split_dates"]
     excluded = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in n["excluded"].items() if count)
-    figures_md = "\n\n".join(f"**{title}**\n\n![{title}]({(figures_dir / name).relative_to(report_path.parent).as_posix()})"
-                              for name, title in PRICE_FIGURES.items())
     return [
         "## Table 4 — auction prices: the catalogue, the image and Christie's experts",
         f"Target: {price['target']}; errors in natural-log points (0.10 ≈ 10%). Split by time, never at random: "
@@ -321,7 +318,8 @@ def price_section(price: Mapping, site: str, figures_dir: Path, report_path: Pat
         table4(price),
         "Paired on the same test works: mean absolute error of the first minus the second (negative: the first "
         "errs less), 95% percentile bootstrap interval over works, and the verdict it gives.",
-        price_comparisons_table(price), price_sentence(price, site), figures_md,
+        price_comparisons_table(price), price_sentence(price, site),
+        figure_links(figures_dir, report_path, PRICE_FIGURES, "price"),
     ]
 
 
@@ -335,15 +333,15 @@ def dcec_run_table(metrics: Mapping) -> str:
     return markdown_table(header, [row])
 
 
-def figure_links(figures_dir: Path, report_path: Path) -> str:
-    """Every evaluation figure embedded (paths relative to the report), each under its title; each must exist."""
+def figure_links(figures_dir: Path, report_path: Path, titles: Mapping[str, str], stage: str) -> str:
+    """Every figure of `titles` (file name → title) embedded under its title, paths relative to the report;
+    each must exist (made by `stage`)."""
     lines = []
-    for key, name in FIGURE_NAMES.items():
+    for name, title in titles.items():
         path = figures_dir / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found (made by the 'evaluate' stage: dvc repro evaluate)")
-        relative = path.relative_to(report_path.parent).as_posix()
-        lines.append(f"**{FIGURE_TITLES[key]}**\n\n![{FIGURE_TITLES[key]}]({relative})")
+            raise FileNotFoundError(f"{path}: not found (made by the '{stage}' stage: dvc repro {stage})")
+        lines.append(f"**{title}**\n\n![{title}]({path.relative_to(report_path.parent).as_posix()})")
     return "\n\n".join(lines)
 
 
@@ -408,7 +406,9 @@ def main() -> None:
     sweep = pd.read_csv(SWEEP_CSV)
     tuning = json.loads(TUNING_JSON.read_text(encoding="utf-8")) if TUNING_JSON.is_file() else None
     price = json.loads(read_text(PRICE_JSON, "price"))
-    text = build_report(dataset_md, sweep, summary, metrics, figure_links(FIGURES_DIR, REPORT_PATH), with_paper,
+    evaluation_figures = {FIGURE_NAMES[key]: FIGURE_TITLES[key] for key in FIGURE_NAMES}
+    text = build_report(dataset_md, sweep, summary, metrics,
+                        figure_links(FIGURES_DIR, REPORT_PATH, evaluation_figures, "evaluate"), with_paper,
                         provenance_text(params, tuning) + restarts_note(params), working_tree_revision(),
                         price_section(price, params["scrape"]["site"], FIGURES_DIR, REPORT_PATH))
     with atomic_write(REPORT_PATH) as fh:

@@ -78,7 +78,7 @@ def outputs(tmp_path, monkeypatch):
                 "nmi_geometric": 0.51, "ari": 0.4, "purity": 0.7, "silhouette": 0.3, "calinski_harabasz": 77.7})
     write_json(tmp_path / "reports/price/metrics.json", fake_price())
     (tmp_path / "reports/figures").mkdir()
-    for name in FIGURE_NAMES.values():
+    for name in [*FIGURE_NAMES.values(), *report.PRICE_FIGURES]:
         (tmp_path / "reports/figures" / name).write_bytes(b"\x89PNG")
     write_params(tmp_path, small_params())
     monkeypatch.chdir(tmp_path)
