@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro repro-paper repro-mission bench-mission bench-ray review test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-paper clean-venv
+.PHONY: repro repro-paper repro-mission bench-mission bench-ray review test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-keras bench-paper clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,9 +73,16 @@ verify-full: $(STAMP) $(FMNIST)
 tune: $(STAMP)
 	$(BIN)/python -m bench.tune_default --record-to docs/VERIFICATION.md
 
-bench: bench-train bench-prep bench-crawl bench-pipeline
+bench: bench-train bench-prep bench-crawl bench-pipeline bench-keras
 bench-train bench-prep bench-crawl bench-pipeline: $(STAMP)
 	$(BIN)/python -m bench.$(subst bench-,,$@)
+
+# Keras on the identical nets (issue #17), in its own environment: TensorFlow is never a pipeline dependency.
+KERAS_VENV := .venv-keras
+$(KERAS_VENV)/bin/python:
+	$(PYTHON) -m venv $(KERAS_VENV) && $(KERAS_VENV)/bin/pip install -q "tensorflow-cpu==2.21.0" "keras==3.15.1"
+bench-keras: $(STAMP) $(KERAS_VENV)/bin/python
+	$(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python
 bench-paper: $(STAMP)
 	$(BIN)/python -m bench.paper_run      # add --full on a GPU machine
 

@@ -1,0 +1,47 @@
+"""bench.keras_compare: the round protocol of its workers, the goal rule, and the Keras nets' definitions."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from bench import keras_compare, keras_worker
+from tests.model.test_pipeline import REPO_ROOT
+
+
+def test_the_keras_worker_builds_the_same_nets_as_the_pytorch_side():
+    for net, (size, channels, filters, kernels, embedding, activation, k, weights) in keras_worker.NETS.items():
+        arch = keras_compare.NETS[net]
+        assert (size, channels) == (keras_compare.SIZES[net], arch.channels)
+        assert (filters, kernels, embedding, activation, k) == (arch.filters, arch.kernels, arch.embedding,
+                                                                arch.activation, arch.n_clusters)
+        assert weights == (arch.kl_weight, arch.recon_weight)
+
+
+def row(torch_img_s: float, keras_img_s: float, peak: float = 100.0) -> keras_compare.Row:
+    return keras_compare.Row("guo", "pretrain", torch_img_s, keras_img_s, torch_img_s, keras_img_s, flops_per_image=1e9,
+                             peaks_gflop_s={"conv": peak, "matmul": peak / 2})
+
+
+def test_the_goal_is_a_quarter_ahead_of_keras_or_both_near_the_peak():
+    assert keras_compare.goal_text(row(125, 100, peak=1000)).startswith("met (≥ 1.25×")
+    assert keras_compare.goal_text(row(120, 100, peak=1000)) == "**not met**"
+    assert keras_compare.goal_text(row(92, 95, peak=100)).startswith("met (both within 10%")
+    assert keras_compare.goal_text(row(85, 95, peak=100)) == "**not met**"
+
+
+def test_a_run_without_keras_times_pytorch_and_the_peak_in_alternating_rounds(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO_ROOT)
+    text = keras_compare.main(["--nets", "guo", "--passes", "target", "--rounds", "1", "--threads", "1",
+                               "--keras-python", str(tmp_path / "absent/python"), "--no-record"])
+    assert "Keras not installed" in text
+    line = next(line for line in text.splitlines() if line.startswith("| target |"))
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert float(cells[1].split(" (")[0].replace(",", "")) > 0 and cells[2] == "—"
+    assert cells[4].endswith("%)")
+
+
+@pytest.mark.skipif(not (REPO_ROOT / ".venv-keras/bin/python").exists(), reason="no Keras environment (make bench-keras)")
+def test_the_keras_net_has_exactly_the_pytorch_parameter_count():
+    for net in keras_compare.NETS:
+        assert keras_compare.keras_params(REPO_ROOT / ".venv-keras/bin/python", net) == keras_compare.torch_params(net)
