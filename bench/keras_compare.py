@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -71,7 +71,7 @@ KEEP_FREED_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "1000000000
 def torch_round_fn(net: str, workload: str, calls: int, threads: int) -> tuple[Callable[[], None], int, float]:
     """(one round, images per round, FLOPs per image) of the project's own pass."""
     torch.set_num_threads(threads)
-    arch = replace(NETS[net], mixed_precision="off")
+    arch = NETS[net]
     batch = EVAL_BATCH if workload == "target" else BATCH
     images = synthetic_images(batch * calls, SIZES[net], arch.channels, seed=0)
     built = BUILDERS[workload](arch, images, batch, "tuned", torch.device("cpu"), 0)
