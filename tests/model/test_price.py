@@ -14,7 +14,7 @@ import yaml
 from curation.text import parse_dimensions
 from model import price
 from model.currency import PriceConversionError, UsdConverter
-from model.metrics import paired_error_difference, price_metrics
+from model.price import paired_error_difference, price_metrics
 from scraper.demo import build_catalogue
 from scraper.demo import prices as demo_prices
 from scraper.demo.artwork import render
