@@ -40,6 +40,7 @@ import torch
 
 from bench import _record
 from bench._workloads import BUILDERS, Architecture, synthetic_images
+from model.nets import DCECNet, build_cae
 from model.runtime import keep_freed_memory
 
 KERAS_WORKER = Path(__file__).with_name("keras_worker.py")
@@ -154,12 +155,11 @@ class Worker:
 
 def keras_params(keras_python: Path, net: str) -> int:
     out = subprocess.run([str(keras_python), str(KERAS_WORKER), "--net", net, "--workload", "params"],
-                         capture_output=True, text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                         capture_output=True, text=True, check=True, env={**os.environ, **KEEP_FREED_ENV})
     return int(json.loads(out.stdout.strip().splitlines()[-1])["params"])
 
 
 def torch_params(net: str) -> int:
-    from model.nets import DCECNet, build_cae  # noqa: PLC0415
     arch = NETS[net]
     cae = build_cae(SIZES[net], arch.channels, arch.filters, arch.kernels, arch.embedding, arch.activation)
     return sum(p.numel() for p in DCECNet(cae, arch.n_clusters).parameters())
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> str | None:
 def keras_version(keras_python: Path) -> str:
     out = subprocess.run([str(keras_python), "-c", "import keras, tensorflow as tf; print(f'Keras {keras.__version__}, "
                           "TensorFlow {tf.__version__}')"], capture_output=True, text=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                         env={**os.environ, **KEEP_FREED_ENV})
     return out.stdout.strip() or "unknown version"
 
 
