@@ -84,7 +84,7 @@ $(KERAS_VENV)/bin/python:
 bench-keras: $(STAMP) $(KERAS_VENV)/bin/python
 	$(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python
 bench-paper: $(STAMP)
-	$(BIN)/python -m bench.paper_run      # add --full on a GPU machine
+	$(BIN)/python -m bench.paper_suite    # on CUDA: the whole paper run and a Fashion-MNIST seed; budgets: --help
 
 clean-venv:
 	rm -rf $(VENV)
