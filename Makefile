@@ -82,7 +82,8 @@ KERAS_VENV := .venv-keras
 $(KERAS_VENV)/bin/python:
 	$(PYTHON) -m venv $(KERAS_VENV) && $(KERAS_VENV)/bin/pip install -q "tensorflow-cpu==2.21.0" "keras==3.15.1"
 bench-keras: $(STAMP) $(KERAS_VENV)/bin/python
-	$(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python
+	$(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python --precision fp32
+	$(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python --precision bf16
 bench-paper: $(STAMP)
 	$(BIN)/python -m bench.paper_suite    # on CUDA: the whole paper run and a Fashion-MNIST seed; budgets: --help
 

@@ -1,7 +1,7 @@
 """Benchmark: the project's training passes against Keras on the identical nets, both against the machine's peak.
 
     make bench-keras                 # creates .venv-keras (tensorflow-cpu) once, then runs this
-    python -m bench.keras_compare [--nets paper,guo] [--rounds 5] [--keras-python .venv-keras/bin/python]
+    python -m bench.keras_compare [--nets paper,guo] [--rounds 5] [--precision fp32|bf16] [--keras-python ...]
 
 For each net — DCEC-Paint at 128×128×3 (ELU, embedding 32, k 50) and Guo's at 28×28×1 (ReLU, embedding 10,
 k 10), batch 256 — and each pass — the pretraining step, the joint-phase step, the target-distribution pass
@@ -16,6 +16,11 @@ their stdin), so they never share the cores and load from elsewhere falls on all
 
 Both frameworks run with glibc malloc keeping freed memory (model.keep_freed_memory, as model/ trains; the
 Keras worker through the equivalent MALLOC_* variables): without it each step page-faults its activations.
+
+Precision: `fp32` everywhere (the default), or `bf16` — PyTorch under `model.mixed_precision: bf16` (bf16
+autocast for the training steps; the pipeline's inference passes, and so the target pass here, stay fp32), Keras
+under its `mixed_bfloat16` policy (every layer, prediction included), the peak kernels in bf16. On a CPU with
+AMX (Intel Sapphire Rapids and later) bf16 runs on the matrix units; on AVX2-only CPUs it is emulated and slower.
 
 Yardstick: the FLOPs of one image as torch.utils.flop_counter counts them (convolutions and matmuls, forward
 and backward; the same for both frameworks since the nets are identical), divided by the time, as a share of
@@ -33,7 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -69,10 +74,11 @@ KEEP_FREED_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "1000000000
 # ---------------------------------------------------------------- workers (one process each)
 
 
-def torch_round_fn(net: str, workload: str, calls: int, threads: int) -> tuple[Callable[[], None], int, float]:
+def torch_round_fn(net: str, workload: str, calls: int, threads: int,
+                   precision: str) -> tuple[Callable[[], None], int, float]:
     """(one round, images per round, FLOPs per image) of the project's own pass."""
     torch.set_num_threads(threads)
-    arch = NETS[net]
+    arch = replace(NETS[net], mixed_precision="bf16" if precision == "bf16" else "off")
     batch = EVAL_BATCH if workload == "target" else BATCH
     images = synthetic_images(batch * calls, SIZES[net], arch.channels, seed=0)
     built = BUILDERS[workload](arch, images, batch, "tuned", torch.device("cpu"), 0)
@@ -84,16 +90,17 @@ def torch_round_fn(net: str, workload: str, calls: int, threads: int) -> tuple[C
     return one_round, batch * calls, built.flops_per_image
 
 
-def peak_round_fn(kind: str, threads: int) -> tuple[Callable[[], object], float]:
-    """(one round, FLOPs per round) of the peak kernels."""
+def peak_round_fn(kind: str, threads: int, precision: str) -> tuple[Callable[[], object], float]:
+    """(one round, FLOPs per round) of the peak kernels, in the benchmark's precision."""
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     if kind == "conv":
         n, c, h, w = CONV_SHAPE
-        x = torch.rand(CONV_SHAPE, generator=generator).contiguous(memory_format=torch.channels_last)
-        weight = torch.rand((c, c, 3, 3), generator=generator).contiguous(memory_format=torch.channels_last)
+        x = torch.rand(CONV_SHAPE, generator=generator).to(dtype).contiguous(memory_format=torch.channels_last)
+        weight = torch.rand((c, c, 3, 3), generator=generator).to(dtype).contiguous(memory_format=torch.channels_last)
         return (lambda: torch.nn.functional.conv2d(x, weight, padding=1)), 2.0 * n * c * c * 9 * h * w
-    a, b = (torch.rand((MATMUL_SIDE, MATMUL_SIDE), generator=generator) for _ in range(2))
+    a, b = (torch.rand((MATMUL_SIDE, MATMUL_SIDE), generator=generator).to(dtype) for _ in range(2))
     return (lambda: torch.mm(a, b)), 2.0 * MATMUL_SIDE ** 3
 
 
@@ -113,10 +120,11 @@ def serve(one_round: Callable[[], object], info: dict) -> None:
 def run_worker(args: argparse.Namespace) -> None:
     keep_freed_memory(True)   # as model/ trains (model.keep_freed_memory); Keras gets the same via KEEP_FREED_ENV
     if args.workload in ("conv", "matmul"):
-        one_round, flops = peak_round_fn(args.workload, args.threads)
+        one_round, flops = peak_round_fn(args.workload, args.threads, args.precision)
         serve(one_round, {"flops": flops, "inference": True})
         return
-    one_round, images, flops_per_image = torch_round_fn(args.net, args.workload, args.calls, args.threads)
+    one_round, images, flops_per_image = torch_round_fn(args.net, args.workload, args.calls, args.threads,
+                                                        args.precision)
     serve(one_round, {"images": images, "flops_per_image": flops_per_image})
 
 
@@ -169,9 +177,10 @@ def worker_command(args: argparse.Namespace, backend: str, net: str, workload: s
     calls = str(CALLS.get((net, workload), 1))
     if backend == "keras":
         return [str(args.keras_python), str(KERAS_WORKER), "--net", net, "--workload", workload, "--calls", calls,
-                "--threads", str(args.threads), "--batch-size", str(BATCH), "--eval-batch-size", str(EVAL_BATCH)]
+                "--threads", str(args.threads), "--batch-size", str(BATCH), "--eval-batch-size", str(EVAL_BATCH),
+                "--precision", args.precision]
     return [sys.executable, "-m", "bench.keras_compare", "--worker", "--net", net, "--workload", workload,
-            "--calls", calls, "--threads", str(args.threads)]
+            "--calls", calls, "--threads", str(args.threads), "--precision", args.precision]
 
 
 @dataclass(frozen=True)
@@ -262,6 +271,7 @@ def main(argv: list[str] | None = None) -> str | None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--keras-python", type=Path, default=DEFAULT_KERAS_PYTHON)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     _record.add_record_arguments(parser)
     args = parser.parse_args(argv)
     if args.worker:
@@ -274,7 +284,8 @@ def main(argv: list[str] | None = None) -> str | None:
         if theirs is not None and ours != theirs:
             raise SystemExit(f"{net}: PyTorch has {ours:,} parameters, Keras {theirs:,}: not the identical net")
     peaks = {kind: Worker.start(kind, [sys.executable, "-m", "bench.keras_compare", "--worker", "--workload", kind,
-                                       "--threads", str(args.threads)]) for kind in ("conv", "matmul")}
+                                       "--threads", str(args.threads), "--precision", args.precision])
+             for kind in ("conv", "matmul")}
     try:
         rows = []
         for net in nets:
@@ -284,12 +295,14 @@ def main(argv: list[str] | None = None) -> str | None:
     finally:
         for worker in peaks.values():
             worker.stop()
-    keras_note = (f"Keras: {keras_version(args.keras_python)} (`{args.keras_python}`), {args.threads} intra-op "
-                  f"threads; PyTorch {torch.__version__}, {args.threads} threads. {args.rounds} alternating rounds, "
-                  "medians (best round in brackets; ratio and shares from the medians)." if have_keras else f"Keras not installed at `{args.keras_python}` (make bench-keras).")
+    timing = (f"Keras: {keras_version(args.keras_python)} (`{args.keras_python}`), {args.threads} intra-op threads; "
+              f"PyTorch {torch.__version__}, {args.threads} threads. {args.rounds} alternating rounds, medians (best "
+              "round in brackets; ratio and shares from the medians)." if have_keras
+              else f"Keras not installed at `{args.keras_python}` (make bench-keras).")
+    keras_note = f"Precision: **{args.precision}** (module docstring). {timing}"
     body = report(rows, params, keras_note)
-    return _record.publish(args, "bench.keras_compare", argv, "PyTorch against Keras on the identical nets "
-                           "(bench/keras_compare.py)", body)
+    return _record.publish(args, "bench.keras_compare", argv, "PyTorch against Keras on the identical nets, "
+                           f"{args.precision} (bench/keras_compare.py)", body)
 
 
 def keras_version(keras_python: Path) -> str:

@@ -1,6 +1,6 @@
 """The DCEC nets in Keras 3 / TensorFlow, timed one round at a time for bench/keras_compare.py.
 
-    .venv-keras/bin/python bench/keras_worker.py --net paper --workload pretrain --threads 2
+    .venv-keras/bin/python bench/keras_worker.py --net paper --workload pretrain --threads 2 [--precision bf16]
 
 Runs in its own environment (`make bench-keras` makes `.venv-keras` with tensorflow-cpu): it imports nothing
 of the project, so TensorFlow never becomes a dependency of the pipeline. The nets are model/nets.py's
@@ -84,9 +84,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--eval-batch-size", type=int, default=1024)
     parser.add_argument("--calls", type=int, default=4, help="batches per round")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
+    import keras
     import numpy as np
     import tensorflow as tf
+
+    if args.precision == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # bf16 compute, fp32 weights
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -43,9 +43,8 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
 from bench import _record
-from bench._timing import measure_rate
-from bench._workloads import architecture_from_params, cluster_workload, synthetic_images, target_workload
-from bench.paper_run import PaperConfig, hours, measure_pretrain_rate
+from bench._workloads import architecture_from_params, synthetic_images
+from bench.paper_run import PaperConfig, hours, measure_pretrain_rate, measure_step_and_target
 from common import load_params
 from common.profiles import apply_profile, load_profile
 from model.compare import plan_runs
@@ -123,19 +122,9 @@ def measure_units(params: dict, n_images: int, ks: Sequence[int], fraction: floa
                   device: torch.device, seed: int) -> UnitCosts:
     arch = architecture_from_params(params)
     paper = paper_config(params, n_images)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    say = lambda what: print(f"paper_matrix: {what} ...", file=sys.stderr)  # noqa: E731
     say("pretraining rate")
     pretrain_img_s, _ = measure_pretrain_rate(arch, paper, fraction, device, seed)
-    pool = synthetic_images(max(paper.cluster_batch_size, paper.eval_batch_size), paper.size, arch.channels,
-                            seed).to(device)
-    say("joint steps")
-    step = cluster_workload(arch, pool, paper.cluster_batch_size, "tuned", device, seed)
-    step_rate = measure_rate(step.call, 1, warmup=2, rounds=3, calls_per_round=2, synchronize=sync)
-    say("target-distribution pass")
-    target = target_workload(arch, pool[:paper.eval_batch_size], paper.eval_batch_size, "tuned", device, seed)
-    target_rate = measure_rate(target.call, target.images_per_call, warmup=1, rounds=3, calls_per_round=1,
-                               synchronize=sync)
+    cluster_step_s, target_img_s = measure_step_and_target(arch, paper, 2, device, seed)
     n_init = int(params["cluster"]["kmeans_n_init"])
     rng = np.random.default_rng(seed)
     say(f"k-means of the embedding at k = {list(ks)}")
@@ -152,8 +141,12 @@ def measure_units(params: dict, n_images: int, ks: Sequence[int], fraction: floa
     kmeans_projection_s = timed(lambda: seeded_kmeans(projection, paper.n_clusters, n_init, seed))
     say("one DeepCluster epoch")
     deepcluster_epoch_s = deepcluster_epoch_seconds(params, n_images, deepcluster_subset, device, seed)
-    return UnitCosts(pretrain_img_s, 1.0 / step_rate.median, target_rate.median, kmeans_embedding, pixel_init_s,
+    return UnitCosts(pretrain_img_s, cluster_step_s, target_img_s, kmeans_embedding, pixel_init_s,
                      pixel_iteration_s, pca_s, kmeans_projection_s, deepcluster_epoch_s)
+
+
+def say(what: str) -> None:
+    print(f"paper_matrix: {what} ...", file=sys.stderr)
 
 
 def paper_config(params: dict, n_images: int) -> PaperConfig:

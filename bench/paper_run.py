@@ -110,26 +110,33 @@ def measure_kmeans_seconds(arch: Architecture, paper: PaperConfig, seed: int) ->
     return time.perf_counter() - started
 
 
-def estimate(arch: Architecture, paper: PaperConfig, fraction: float, cluster_steps: int, device: torch.device,
-             seed: int) -> tuple[list[Phase], str]:
-    """Measured unit costs → extrapolated phases, and a line saying what was measured."""
+def measure_step_and_target(arch: Architecture, paper: PaperConfig, cluster_steps: int, device: torch.device,
+                            seed: int) -> tuple[float, float]:
+    """(seconds per joint step, img/s of the target-distribution pass): medians of 3 rounds at the paper's
+    batches, with the step and pass model/ trains with (bench/_workloads.py, variant `tuned`)."""
+    arch = replace(arch, n_clusters=paper.n_clusters)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    print("pretraining on a fraction of the dataset ...", file=sys.stderr)
-    pretrain_img_s, n_used = measure_pretrain_rate(arch, paper, fraction, device, seed)
     pool = synthetic_images(max(paper.cluster_batch_size, paper.eval_batch_size), paper.size, arch.channels,
                             seed).to(device)
     print("clustering steps ...", file=sys.stderr)
-    step = cluster_workload(replace(arch, n_clusters=paper.n_clusters), pool, paper.cluster_batch_size,
-                            "tuned", device, seed)
+    step = cluster_workload(arch, pool, paper.cluster_batch_size, "tuned", device, seed)
     step_rate = measure_rate(step.call, 1, warmup=2, rounds=3, calls_per_round=cluster_steps, synchronize=sync)
     print("target-distribution pass ...", file=sys.stderr)
-    target = target_workload(replace(arch, n_clusters=paper.n_clusters), pool[:paper.eval_batch_size],
-                             paper.eval_batch_size, "tuned", device, seed)
+    target = target_workload(arch, pool[:paper.eval_batch_size], paper.eval_batch_size, "tuned", device, seed)
     target_rate = measure_rate(target.call, target.images_per_call, warmup=1, rounds=3, calls_per_round=1,
                                synchronize=sync)
+    return 1.0 / step_rate.median, target_rate.median
+
+
+def estimate(arch: Architecture, paper: PaperConfig, fraction: float, cluster_steps: int, device: torch.device,
+             seed: int) -> tuple[list[Phase], str]:
+    """Measured unit costs → extrapolated phases, and a line saying what was measured."""
+    print("pretraining on a fraction of the dataset ...", file=sys.stderr)
+    pretrain_img_s, n_used = measure_pretrain_rate(arch, paper, fraction, device, seed)
+    step_s, target_img_s = measure_step_and_target(arch, paper, cluster_steps, device, seed)
     print("k-means ...", file=sys.stderr)
     kmeans_s = measure_kmeans_seconds(arch, paper, seed)
-    phases = extrapolate(paper, pretrain_img_s, 1.0 / step_rate.median, target_rate.median, kmeans_s)
+    phases = extrapolate(paper, pretrain_img_s, step_s, target_img_s, kmeans_s)
     measured = (f"Measured on {device}: `train_cae` 2 epochs over {n_used:,} images ({n_used / paper.n_images:.0%} "
                 f"of an epoch; the second, warm epoch counted), {3 * cluster_steps} clustering steps (median of "
                 f"3 rounds), 3 target passes of {paper.eval_batch_size} images, one k-means fit on "

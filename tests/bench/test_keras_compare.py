@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-
 import pytest
+import torch
 
 from bench import keras_compare, keras_worker
 from tests.model.test_pipeline import REPO_ROOT
@@ -39,6 +39,19 @@ def test_a_run_without_keras_times_pytorch_and_the_peak_in_alternating_rounds(mo
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert float(cells[1].split(" (")[0].replace(",", "")) > 0 and cells[2] == "—"
     assert cells[4].endswith("%)")
+
+
+def test_bf16_runs_the_peak_kernels_and_the_training_step_in_bf16(monkeypatch):
+    for kind in ("conv", "matmul"):
+        one_round, flops = keras_compare.peak_round_fn(kind, 1, "bf16")
+        assert one_round().dtype == torch.bfloat16 and flops > 0
+    assert keras_compare.peak_round_fn("matmul", 1, "fp32")[0]().dtype == torch.float32
+    seen = []
+    monkeypatch.setattr(keras_compare, "BUILDERS", {"pretrain": lambda arch, *rest: seen.append(arch) or
+                                                    type("W", (), {"call": None, "flops_per_image": 1.0})()})
+    keras_compare.torch_round_fn("guo", "pretrain", 1, 1, "bf16")
+    keras_compare.torch_round_fn("guo", "pretrain", 1, 1, "fp32")
+    assert [arch.mixed_precision for arch in seen] == ["bf16", "off"]
 
 
 @pytest.mark.skipif(not (REPO_ROOT / ".venv-keras/bin/python").exists(), reason="no Keras environment (make bench-keras)")
