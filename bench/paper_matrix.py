@@ -44,7 +44,7 @@ from sklearn.decomposition import PCA
 
 from bench import _record
 from bench._workloads import architecture_from_params, synthetic_images
-from bench.paper_run import PaperConfig, hours, measure_pretrain_rate, measure_step_and_target
+from bench.paper_run import hours, measure_pretrain_rate, measure_step_and_target, paper_config
 from common import load_params
 from common.profiles import apply_profile, load_profile
 from model.compare import plan_runs
@@ -147,17 +147,6 @@ def measure_units(params: dict, n_images: int, ks: Sequence[int], fraction: floa
 
 def say(what: str) -> None:
     print(f"paper_matrix: {what} ...", file=sys.stderr)
-
-
-def paper_config(params: dict, n_images: int) -> PaperConfig:
-    """The profile's loop settings as bench.paper_run's configuration."""
-    pretrain, cluster = params["pretrain"], params["cluster"]
-    return PaperConfig(n_images=n_images, size=int(params["images"]["size"]), epochs=int(pretrain["epochs"]),
-                       batch_size=int(pretrain["batch_size"]), cluster_batch_size=int(cluster["batch_size"]),
-                       eval_batch_size=int(params["model"]["eval_batch_size"]),
-                       update_interval=int(cluster["update_interval"]), maxiter=int(cluster["maxiter"]),
-                       tol=float(cluster["tol"]), n_clusters=int(params["model"]["k"]),
-                       kmeans_n_init=int(cluster["kmeans_n_init"]))
 
 
 def run_seconds(method: str, k: int, params: dict, units: UnitCosts, n_images: int) -> float:

@@ -33,6 +33,7 @@ from bench import _record
 from bench._timing import measure_rate
 from bench._workloads import Architecture, architecture_from_params, cluster_workload, synthetic_images, target_workload
 from common import load_params
+from common.profiles import apply_profile, load_profile
 from model.dcec import DCECConfig, fit_dcec, kmeans_init
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, train_cae
@@ -178,18 +179,34 @@ def phases_table(phases: list[Phase]) -> str:
     return _record.markdown_table(["phase", "work", "rate", "seconds", "h:mm:ss"], rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
+CLI_FIELDS = ("n_images", "size", "epochs", "batch_size", "cluster_batch_size", "eval_batch_size", "update_interval",
+              "maxiter", "n_clusters", "kmeans_n_init")
+
+
+def paper_config(params: dict, n_images: int) -> PaperConfig:
+    """The loop settings of `params` (with a profile applied) as a PaperConfig."""
+    pretrain, cluster = params["pretrain"], params["cluster"]
+    return PaperConfig(n_images=n_images, size=int(params["images"]["size"]), epochs=int(pretrain["epochs"]),
+                       batch_size=int(pretrain["batch_size"]), cluster_batch_size=int(cluster["batch_size"]),
+                       eval_batch_size=int(params["model"]["eval_batch_size"]),
+                       update_interval=int(cluster["update_interval"]), maxiter=int(cluster["maxiter"]),
+                       tol=float(cluster["tol"]), n_clusters=int(params["model"]["k"]),
+                       kmeans_n_init=int(cluster["kmeans_n_init"]))
+
+
+def build_parser(defaults: PaperConfig = PaperConfig()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="take the settings from this profile applied to --params (make bench-paper: "
+                             "profiles/paper.yaml); the flags below still override them")
     parser.add_argument("--full", action="store_true", help="run the whole configuration (GPU) instead of estimating")
     parser.add_argument("--device", default="auto", help="auto: CUDA when available, else CPU")
     parser.add_argument("--fraction", type=float, default=0.1, help="share of the dataset per measured epoch")
     parser.add_argument("--cluster-steps", type=int, default=2, help="clustering steps per timed round")
-    defaults = PaperConfig()
-    for name in ("n_images", "size", "epochs", "batch_size", "cluster_batch_size", "eval_batch_size",
-                 "update_interval", "maxiter", "n_clusters", "kmeans_n_init"):
+    for name in CLI_FIELDS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
-                            help=f"paper: {getattr(defaults, name)}")
+                            help=f"default: {getattr(defaults, name)}")
     _record.add_record_arguments(parser)
     return parser
 
@@ -198,10 +215,15 @@ def main(argv: list[str] | None = None) -> str:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     params = load_params(path=args.params)
+    base = PaperConfig()
+    if args.profile is not None:
+        params = apply_profile(params, load_profile(args.profile))
+        base = paper_config(params, base.n_images)
+        args = build_parser(base).parse_args(argv)  # the profile's values as defaults: explicit flags win
+    paper = replace(base, **{name: getattr(args, name) for name in CLI_FIELDS})
     arch = architecture_from_params(params)
     seed = int(params["base"]["seed"])
     keep_freed_memory(params["model"]["keep_freed_memory"])
-    paper = PaperConfig(**{name: getattr(args, name) for name in PaperConfig.__dataclass_fields__ if name != "tol"})
     device = pick_device(args.device)
     if args.full:
         phases, how = full_run(arch, paper, device, seed)
@@ -210,7 +232,8 @@ def main(argv: list[str] | None = None) -> str:
         phases, how = estimate(arch, paper, args.fraction, args.cluster_steps, device, seed)
         label = "EXTRAPOLATION (upper bound: clustering charged all maxiter iterations)"
     total = sum(p.seconds for p in phases)
-    body = (f"Configuration: {paper.n_images:,} images {paper.size}×{paper.size}×3, {paper.epochs} pretraining "
+    source = f"`{args.profile}` applied to `{args.params}`" if args.profile else "Guo's loop at the paper's size"
+    body = (f"Configuration ({source}): {paper.n_images:,} images {paper.size}×{paper.size}×3, {paper.epochs} pretraining "
             f"epochs (batch {paper.batch_size}), clustering batch {paper.cluster_batch_size}, update interval "
             f"{paper.update_interval}, maxiter {paper.maxiter:,}, tol {paper.tol}, k {paper.n_clusters}.\n\n"
             f"**{label}.** {how}\n\n{phases_table(phases)}\n"

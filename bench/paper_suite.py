@@ -4,8 +4,9 @@ docs/BENCHMARKS.md with the device.
     python -m bench.paper_suite [--budget-paper 20] [--budget-matrix 10] [--budget-fmnist 30] [--fmnist-on-cpu]
 
 Parts, each a child process stopped at its budget (minutes):
-1. the paper configuration (`bench.paper_run`): with CUDA the whole DCEC-Paint run (10,500 images at 128 px,
-   200 epochs, clustering to convergence or 20,000 iterations), without it the extrapolation from unit costs;
+1. the paper configuration (`bench.paper_run --profile profiles/paper.yaml`): with CUDA the whole DCEC-Paint run
+   (10,500 images at 128 px, 200 epochs at batch 512, clustering to convergence or 20,000 iterations), without
+   it the extrapolation from unit costs;
 2. the paper profile's experiment matrix (`bench.paper_matrix`): every run of `make repro-paper` costed on
    this device, and the wall time against the number of devices (issue #18);
 3. the full Fashion-MNIST protocol for one seed (`model.verify`, into a scratch folder, so the committed
@@ -34,6 +35,7 @@ from bench.paper_run import hours
 from model.verify import DATA_DIR as FASHION_MNIST_DIR
 
 LOG_DIR = Path("logs/bench-paper")
+PAPER_PROFILE = "profiles/paper.yaml"
 TAIL_LINES = 15
 
 
@@ -101,7 +103,8 @@ def part_commands(cuda: bool, record_args: list[str], scratch: Path, fmnist_on_c
                   fmnist_dir: Path) -> dict[str, list[str]]:
     python = [sys.executable, "-m"]
     parts = {
-        "paper configuration": [*python, "bench.paper_run", *(["--full"] if cuda else []), *record_args],
+        "paper configuration": [*python, "bench.paper_run", "--profile", PAPER_PROFILE, *(["--full"] if cuda else []),
+                                *record_args],
         "experiment matrix": [*python, "bench.paper_matrix", *record_args],
     }
     if cuda or fmnist_on_cpu:

@@ -33,3 +33,16 @@ def test_tiny_estimate_is_labelled_as_an_extrapolation(record_file, monkeypatch)
     total = table_rows(text, "**total**")[0]
     assert float(total[3].replace(",", "")) > 0
     assert "## Paper run on cpu" in record_file.read_text(encoding="utf-8")
+
+
+def test_a_profile_gives_the_defaults_and_flags_still_win(tmp_path, record_file, monkeypatch):
+    monkeypatch.setattr(paper_run, "keep_freed_memory", lambda enabled: False)
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("images: {size: 16}\nmodel: {k: 3, eval_batch_size: 16}\npretrain: {epochs: 7, batch_size: 8}\n"
+                       "cluster: {batch_size: 8, maxiter: 30, update_interval: 10, kmeans_n_init: 1}\n",
+                       encoding="utf-8")
+    text = paper_run.main(["--profile", str(profile), "--n-images", "64", "--epochs", "9", "--fraction", "0.25",
+                           "--cluster-steps", "1", "--device", "cpu", "--record-to", str(record_file)])
+    assert f"Configuration (`{profile}` applied to `params.yaml`): 64 images 16×16×3, 9 pretraining epochs " \
+           "(batch 8), clustering batch 8, update interval 10, maxiter 30" in text
+    assert table_rows(text, "pretraining")[0][1] == "9 epochs × 64 images"
