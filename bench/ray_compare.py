@@ -1,6 +1,6 @@
 """Benchmark: the compare stage run locally and on a two-node Ray cluster on loopback, same machine, same run.
 
-    python -m bench.ray_compare [--profile profiles/mission-demo.yaml] [--no-record]
+    python -m bench.ray_compare [--profile profiles/mission-demo.yaml] [--inputs DIR] [--no-record]
 
 Needs this checkout's `pretrain` outputs (`dvc repro pretrain`, with the same profile if one is given): the
 checkout's files, `data/final/` and `models/cae_seeds/` are copied to a scratch folder, and `python -m
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", type=Path, help="apply this profile to the copy's params.yaml first")
     parser.add_argument("--source", type=Path, default=Path("."), help="the checkout (with pretrain outputs)")
+    parser.add_argument("--inputs", type=Path, default=None,
+                        help="take data/final and models/cae_seeds from this folder instead (e.g. a scratch copy "
+                             "kept by `bench.pipeline --keep`); the code stays --source's")
     _record.add_record_arguments(parser)
     args = parser.parse_args(argv)
     source = args.source.resolve()
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> str:
     try:
         copy_checkout(source, workdir)
         for relative in INPUTS:
-            shutil.copytree(source / relative, workdir / relative)
+            shutil.copytree((args.inputs or source) / relative, workdir / relative)
         if args.profile:
             apply_profile_to_copy(workdir, args.profile)
         set_executor(workdir, "local")
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(temp, ignore_errors=True)
     what = f"params.yaml with `{args.profile}`" if args.profile else "the embedded default (params.yaml)"
+    if args.inputs:
+        what += f", its inputs ({', '.join(INPUTS)}) from `{args.inputs}`"
     body = (f"The compare stage of {what}: {runs} runs from an empty cache, local executor then a two-node Ray "
             f"cluster on loopback ({max(1, (os.cpu_count() or 2) // 2)} CPU(s) per node), same machine, same run.\n\n"
             + _record.markdown_table(["executor", "seconds", "ratio to local"],
