@@ -90,11 +90,10 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)  # before anything starts TensorFlow
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     if args.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # bf16 compute, fp32 weights
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     autoencoder, q_model, joint, size, channels, k = build(args.net)
     if args.workload == "params":
         print(json.dumps({"params": int(joint.count_params()), "tensorflow": tf.__version__}), flush=True)

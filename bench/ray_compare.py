@@ -2,8 +2,9 @@
 
     python -m bench.ray_compare [--profile profiles/mission-demo.yaml] [--inputs DIR] [--no-record]
 
-Needs this checkout's `pretrain` outputs (`dvc repro pretrain`, with the same profile if one is given): the
-checkout's files, `data/final/` and `models/cae_seeds/` are copied to a scratch folder, and `python -m
+Needs `pretrain` outputs made with the same profile: this checkout's (`dvc repro pretrain`), or those of another
+folder given with --inputs (a scratch copy kept by `bench.pipeline --keep`). The checkout's files and the inputs'
+`data/final/` and `models/cae_seeds/` are copied to a scratch folder, and `python -m
 model.compare` runs there twice from an empty run cache: `compare.executor: local` (as params.yaml says), then
 `compare.executor: ray` on a cluster of two nodes started for the purpose (`ray start --head` and `ray start
 --address`, each offered half the cores). On one machine no speed-up is expected: the ratio is what Ray's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
@@ -41,7 +43,9 @@ def test_a_run_without_keras_times_pytorch_and_the_peak_in_alternating_rounds(mo
     assert cells[4].endswith("%)")
 
 
-def test_bf16_runs_the_peak_kernels_and_the_training_step_in_bf16(monkeypatch):
+def test_bf16_asks_for_bf16_kernels_and_the_bf16_training_setting(monkeypatch, tmp_path):
+    monkeypatch.setattr(keras_compare, "CONV_SHAPE", (2, 8, 8, 8))  # small: bf16 is emulated without AMX
+    monkeypatch.setattr(keras_compare, "MATMUL_SIDE", 16)
     for kind in ("conv", "matmul"):
         one_round, flops = keras_compare.peak_round_fn(kind, 1, "bf16")
         assert one_round().dtype == torch.bfloat16 and flops > 0
@@ -52,6 +56,15 @@ def test_bf16_runs_the_peak_kernels_and_the_training_step_in_bf16(monkeypatch):
     keras_compare.torch_round_fn("guo", "pretrain", 1, 1, "bf16")
     keras_compare.torch_round_fn("guo", "pretrain", 1, 1, "fp32")
     assert [arch.mixed_precision for arch in seen] == ["bf16", "off"]
+    args = argparse.Namespace(precision="bf16", threads=1, keras_python=tmp_path / "python")
+    for backend in ("torch", "keras"):
+        command = keras_compare.worker_command(args, backend, "guo", "pretrain")
+        assert command[command.index("--precision") + 1] == "bf16"
+
+
+def test_the_bf16_target_pass_is_not_judged_against_keras():
+    row = keras_compare.Row("guo", "target", 100.0, 200.0, 100.0, 200.0, 1e6, {"conv": 1000.0}, "bf16")
+    assert keras_compare.goal_text(row).startswith("n/a")
 
 
 @pytest.mark.skipif(not (REPO_ROOT / ".venv-keras/bin/python").exists(), reason="no Keras environment (make bench-keras)")
