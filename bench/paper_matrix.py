@@ -78,7 +78,8 @@ class UnitCosts:
 
 @dataclass(frozen=True)
 class Task:
-    stage: str
+    stage: str  # the DVC stage that runs it
+    method: str
     label: str
     seconds: float
 
@@ -174,12 +175,13 @@ def matrix_tasks(params: dict, units: UnitCosts, n_images: int) -> list[Task]:
     pretrain_seeds = sorted(set(comparison_seeds(params)) | {base_seed})
     epoch_s = n_images / units.pretrain_img_s
     k = int(params["model"]["k"])
-    tasks = [Task("pretrain", f"CAE seed {seed}", int(params["pretrain"]["epochs"]) * epoch_s)
+    tasks = [Task("pretrain", "cae", f"CAE seed {seed}", int(params["pretrain"]["epochs"]) * epoch_s)
              for seed in pretrain_seeds]
-    tasks.append(Task("cluster", f"dcec k={k} seed {base_seed}", run_seconds("dcec", k, params, units, n_images)))
+    tasks.append(Task("cluster", "dcec", f"dcec k={k} seed {base_seed}",
+                      run_seconds("dcec", k, params, units, n_images)))
     compare = params["compare"]
     for spec in plan_runs(compare["methods"], compare["seeds"], k, compare["sweep_ks"], compare["sweep_seeds"]):
-        tasks.append(Task("compare", f"{spec.method} k={spec.k} seed {spec.seed}",
+        tasks.append(Task("compare", spec.method, f"{spec.method} k={spec.k} seed {spec.seed}",
                           run_seconds(spec.method, spec.k, params, units, n_images)))
     return tasks
 
@@ -221,7 +223,7 @@ def stage_table(tasks: Sequence[Task]) -> str:
 def method_table(tasks: Sequence[Task]) -> str:
     by_method: dict[str, list[float]] = {}
     for task in (t for t in tasks if t.stage == "compare"):
-        by_method.setdefault(task.label.split(" ")[0], []).append(task.seconds)
+        by_method.setdefault(task.method, []).append(task.seconds)
     rows = [[method, len(costs), max(costs), sum(costs), hours(sum(costs))] for method, costs in by_method.items()]
     return _record.markdown_table(["compare method", "runs", "longest run (s)", "seconds", "h:mm:ss"], rows)
 
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> str:
                           int(params["base"]["seed"]))
     tasks = matrix_tasks(params, units, args.n_images)
     walls = wall_times(tasks, args.devices)
-    one_device = walls[0].seconds if walls[0].devices == 1 else wall_times(tasks, [1])[0].seconds
+    one_device = wall_times(tasks, [1])[0].seconds
     wall_rows = [[w.devices or "unlimited", w.seconds, hours(w.seconds), f"{one_device / w.seconds:.2f}×",
                   hours(w.lower_bound)] for w in walls]
     body = (f"`{args.profile}` applied to `{args.params}`, {args.n_images:,} synthetic images of "
