@@ -80,7 +80,6 @@ class UnitCosts:
 class Task:
     stage: str  # the DVC stage that runs it
     method: str
-    label: str
     seconds: float
 
 
@@ -175,13 +174,11 @@ def matrix_tasks(params: dict, units: UnitCosts, n_images: int) -> list[Task]:
     pretrain_seeds = sorted(set(comparison_seeds(params)) | {base_seed})
     epoch_s = n_images / units.pretrain_img_s
     k = int(params["model"]["k"])
-    tasks = [Task("pretrain", "cae", f"CAE seed {seed}", int(params["pretrain"]["epochs"]) * epoch_s)
-             for seed in pretrain_seeds]
-    tasks.append(Task("cluster", "dcec", f"dcec k={k} seed {base_seed}",
-                      run_seconds("dcec", k, params, units, n_images)))
+    tasks = [Task("pretrain", "cae", int(params["pretrain"]["epochs"]) * epoch_s) for _ in pretrain_seeds]
+    tasks.append(Task("cluster", "dcec", run_seconds("dcec", k, params, units, n_images)))
     compare = params["compare"]
     for spec in plan_runs(compare["methods"], compare["seeds"], k, compare["sweep_ks"], compare["sweep_seeds"]):
-        tasks.append(Task("compare", spec.method, f"{spec.method} k={spec.k} seed {spec.seed}",
+        tasks.append(Task("compare", spec.method,
                           run_seconds(spec.method, spec.k, params, units, n_images)))
     return tasks
 
