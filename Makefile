@@ -41,6 +41,7 @@ bench-mission: $(STAMP)
 # The compare stage locally and on a two-node loopback Ray cluster, same run (needs `make repro` first).
 bench-ray: $(STAMP)
 	$(BIN)/python -m bench.ray_compare
+	$(BIN)/python -m bench.ray_exp
 
 # The curator's review app on 127.0.0.1 (open the URL it prints first); decisions go to data/review/manifest.csv.
 review: $(STAMP)
