@@ -52,15 +52,25 @@ def timed_compare(workdir: Path) -> float:
     return time.perf_counter() - started
 
 
-def start_cluster(temp: Path, cpus_per_node: int) -> tuple[str, subprocess.Popen]:
+def node_cpus(threads_per_run: int) -> tuple[int, int]:
+    """(head, worker) CPUs offered on this machine: half the cores each, or, when a run needs more threads than
+    half (compare.threads_per_run), none on the head and all on the worker, so that the cluster runs as many
+    runs at once as the cores hold, like the local executor, instead of oversubscribing them."""
+    cores = os.cpu_count() or 2
+    half = max(1, cores // 2)
+    return (half, half) if threads_per_run <= half else (0, max(cores, threads_per_run))
+
+
+def start_cluster(temp: Path, head_cpus: int, worker_cpus: int) -> tuple[str, subprocess.Popen]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ray = str(Path(sys.executable).parent / "ray")
-    common = [f"--num-cpus={cpus_per_node}", "--node-ip-address=127.0.0.1"]
     subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false", "--disable-usage-stats",
-                    f"--temp-dir={temp}", *common], env=environment(), check=True, capture_output=True)
-    worker = subprocess.Popen([ray, "start", f"--address=127.0.0.1:{port}", "--block", *common], env=environment(),
+                    f"--temp-dir={temp}", f"--num-cpus={head_cpus}", "--node-ip-address=127.0.0.1"],
+                   env=environment(), check=True, capture_output=True)
+    worker = subprocess.Popen([ray, "start", f"--address=127.0.0.1:{port}", "--block", f"--num-cpus={worker_cpus}",
+                               "--node-ip-address=127.0.0.1"], env=environment(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     return f"127.0.0.1:{port}", worker
 
@@ -94,7 +104,9 @@ def main(argv: list[str] | None = None) -> str:
         set_executor(workdir, "local")
         local_seconds = timed_compare(workdir)
         local_outputs = {name: (workdir / name).read_bytes() for name in OUTPUTS}
-        address, worker = start_cluster(temp, max(1, (os.cpu_count() or 2) // 2))
+        threads = int(yaml.safe_load((workdir / "params.yaml").read_text(encoding="utf-8"))["compare"]["threads_per_run"])
+        head_cpus, worker_cpus = node_cpus(threads)
+        address, worker = start_cluster(temp, head_cpus, worker_cpus)
         try:
             set_executor(workdir, "ray", address)
             ray_seconds = timed_compare(workdir)
@@ -109,7 +121,8 @@ def main(argv: list[str] | None = None) -> str:
     if args.inputs:
         what += f", its inputs ({', '.join(INPUTS)}) from `{args.inputs}`"
     body = (f"The compare stage of {what}: {runs} runs from an empty cache, local executor then a two-node Ray "
-            f"cluster on loopback ({max(1, (os.cpu_count() or 2) // 2)} CPU(s) per node), same machine, same run.\n\n"
+            f"cluster on loopback (head {head_cpus} CPU(s), worker {worker_cpus}; {threads} thread(s) per run), same "
+            f"machine, same run.\n\n"
             + _record.markdown_table(["executor", "seconds", "ratio to local"],
                                      [["local (compare.workers)", local_seconds, "1.00"],
                                       ["ray, 2 loopback nodes", ray_seconds, f"{ray_seconds / local_seconds:.2f}"]])

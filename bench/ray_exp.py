@@ -13,7 +13,6 @@ check must not re-crawl the real site.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from bench import _record
-from bench.ray_compare import OUTPUTS, environment, start_cluster, stop_cluster
+from bench.ray_compare import OUTPUTS, environment, node_cpus, start_cluster, stop_cluster
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -34,21 +33,21 @@ def main(argv: list[str] | None = None) -> str:
     _record.add_record_arguments(parser)
     args = parser.parse_args(argv)
     source = args.source.resolve()
-    committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=source, check=True, capture_output=True,
-                               text=True).stdout
-    if yaml.safe_load(committed)["scrape"]["site"] != "demo":
+    committed = yaml.safe_load(subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=source, check=True,
+                                              capture_output=True, text=True).stdout)
+    if committed["scrape"]["site"] != "demo":
         parser.error("HEAD's params.yaml crawls the real site (scrape.site is not demo); this check re-runs the "
                      "crawl, so it runs on the embedded demo only")
     scratch = Path(tempfile.mkdtemp(prefix="bench-ray-exp-"))
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     repo = scratch / "checkout"
-    cpus_per_node = max(1, (os.cpu_count() or 2) // 2)
+    head_cpus, worker_cpus = node_cpus(int(committed["compare"]["threads_per_run"]))
     try:
         subprocess.run(["git", "clone", "-q", str(source), str(repo)], check=True)
         subprocess.run(["dvc", "cache", "dir", "--local", str(scratch / "dvc-cache")], cwd=repo, env=environment(),
                        check=True)
         local_outputs = {name: (repo / name).read_bytes() for name in OUTPUTS}
-        address, worker = start_cluster(temp, cpus_per_node)
+        address, worker = start_cluster(temp, head_cpus, worker_cpus)
         try:
             started = time.perf_counter()
             subprocess.run(["dvc", "exp", "run", "-S", "compare.executor=ray", "-S", f"compare.ray_address={address}"],
@@ -65,7 +64,8 @@ def main(argv: list[str] | None = None) -> str:
                           text=True).stdout.strip()
     verdict = "**byte-identical**" if not differing else "**DIFFERENT**: " + ", ".join(differing)
     body = (f"A clone of {head} with an empty DVC cache: `dvc exp run -S compare.executor=ray -S "
-            f"compare.ray_address=…` on a two-node loopback cluster ({cpus_per_node} CPU(s) per node) recomputed "
+            f"compare.ray_address=…` on a two-node loopback cluster (head {head_cpus} CPU(s), worker {worker_cpus}) "
+            f"recomputed "
             f"every stage from the embedded demo site, compare's {runs} runs on the cluster, in {seconds:,.0f} s. "
             f"reports/compare/ (runs.csv, summary.json, sweep.csv) against the committed local-executor files: "
             f"{verdict}.\n")

@@ -79,10 +79,11 @@ def plan_runs(methods: Sequence[str], seeds: Sequence[int], k: int, sweep_ks: It
     return sorted(specs, key=lambda r: (order[r.method], r.k, r.seed))
 
 
-def cache_key(spec: RunSpec, settings: Mapping[str, Any], fingerprints: Mapping[str, str]) -> str:
-    """A stable hash of everything that determines one run's result."""
+def cache_key(spec: RunSpec, settings: Mapping[str, Any], fingerprints: Mapping[str, str], threads: int) -> str:
+    """A stable hash of everything that determines one run's result, the run's thread count included: k-means
+    and DeepCluster's training sum in an order that depends on it."""
     payload = {"version": CACHE_VERSION, "method": spec.method, "k": spec.k, "seed": spec.seed,
-               "settings": dict(settings), "inputs": dict(fingerprints)}
+               "settings": dict(settings), "inputs": dict(fingerprints), "threads": threads}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -146,12 +147,15 @@ Job = tuple[RunSpec, str]  # a run and its cache key
 
 
 class InProcess:
-    """Computes the runs one after another in this process, with the given method objects."""
+    """Computes the runs one after another in this process, with the given method objects; with `threads`, this
+    process's torch and OpenMP/BLAS pools are limited to that many first (None: left as they are)."""
 
-    def __init__(self, methods: Mapping[str, ClusteringMethod], image_set: ImageSet):
-        self.methods, self.image_set = methods, image_set
+    def __init__(self, methods: Mapping[str, ClusteringMethod], image_set: ImageSet, threads: int | None = None):
+        self.methods, self.image_set, self.threads = methods, image_set, threads
 
     def map(self, jobs: Sequence[Job]) -> Iterator[tuple[RunSpec, dict]]:
+        if jobs and self.threads is not None:
+            limit_threads(self.threads)
         for spec, key in jobs:
             yield spec, compute_run(spec, self.methods[spec.method], self.image_set, key)
 
@@ -180,7 +184,7 @@ def _run_in_worker(spec: RunSpec, key: str) -> dict:
 
 
 class WorkerPool:
-    """Computes the runs in `workers` spawned processes, each with cores / workers torch threads.
+    """Computes the runs in `workers` spawned processes, each with `compare.threads_per_run` torch threads.
 
     Why: at the embedded default's 32 px a training step is mostly per-operator overhead, so two
     single-threaded runs side by side did 1.0–1.4× the work of one run on two threads (docs/BENCHMARKS.md).
@@ -189,7 +193,7 @@ class WorkerPool:
 
     def __init__(self, params: dict, workers: int):
         self.params, self.workers = params, workers
-        self.threads = max(1, torch.get_num_threads() // workers)
+        self.threads = threads_per_run(params)
 
     def map(self, jobs: Sequence[Job]) -> Iterator[tuple[RunSpec, dict]]:
         context = multiprocessing.get_context("spawn")
@@ -202,12 +206,12 @@ class WorkerPool:
 
 def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMethod], image_set: ImageSet,
                  cache_dir: Path, fingerprints: Mapping[str, str], cae_fingerprints: Mapping[int, str],
-                 runner: Any = None) -> list[dict]:
+                 runner: Any = None, threads: int = 1) -> list[dict]:
     """Each run from the cache when present, else computed by `runner` (default: in this process) and
     cached atomically as it finishes; one line per run. Records come back in the order of `specs`.
 
     `fingerprints` holds the "images" and "labels" sha1s; `cae_fingerprints` the sha1 of each seed's CAE,
-    part of the key of methods with `uses_cae` only.
+    part of the key of methods with `uses_cae` only. `threads`: compare.threads_per_run, the runner's threads.
     """
     if image_set.artist_ids is None:
         raise ValueError("compare needs artist labels (data/final/labels.csv)")
@@ -216,7 +220,7 @@ def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMetho
     for spec in specs:
         method = methods[spec.method]
         inputs = dict(fingerprints) | ({"cae": cae_fingerprints[spec.seed]} if method.uses_cae else {})
-        key = cache_key(spec, method.settings, inputs)
+        key = cache_key(spec, method.settings, inputs, threads)
         record = read_cached(cache_dir / f"{key}.json", key)
         if record is None:
             pending.append((spec, key))
@@ -366,9 +370,19 @@ def sweep_table(frame: pd.DataFrame, ks: Iterable[int], seeds: Sequence[int],
     return table[columns].reset_index(drop=True)
 
 
+def threads_per_run(params: dict) -> int:
+    """compare.threads_per_run: the torch and OpenMP/BLAS threads of one run in either executor. Fixed by the
+    settings, not by the machine's cores, so the same settings give the same bytes on any machine."""
+    threads = params["compare"]["threads_per_run"]
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"params.yaml compare.threads_per_run must be a whole number of at least 1, got {threads!r}")
+    return threads
+
+
 def run_executor(params: dict, methods: Mapping[str, ClusteringMethod], image_set: ImageSet) -> Any:
     """`compare.executor: ray`: tasks on a Ray cluster (model/ray_executor.py). `local`: `compare.workers`
-    processes on CPU; always in-process on CUDA (one GPU, one process)."""
+    processes on CPU; always in-process on CUDA (one GPU, one process). Every run has compare.threads_per_run
+    threads."""
     executor = params["compare"].get("executor", "local")
     if executor == "ray":
         from model.ray_executor import RayRunner  # noqa: PLC0415 - Ray is an optional extra
@@ -380,7 +394,7 @@ def run_executor(params: dict, methods: Mapping[str, ClusteringMethod], image_se
     if workers < 1:
         raise ValueError(f"params.yaml compare.workers must be at least 1, got {workers}")
     if workers == 1 or pick_device(params["model"]["device"]).type == "cuda":
-        return InProcess(methods, image_set)
+        return InProcess(methods, image_set, threads_per_run(params))
     return WorkerPool(params, workers)
 
 
@@ -415,7 +429,8 @@ def main() -> None:
     cae_fingerprints = cae_shas({spec.seed for spec in specs if methods[spec.method].uses_cae}, CAE_SEEDS_DIR)
 
     runner = run_executor(params, methods, image_set)
-    frame = records_frame(execute_runs(specs, methods, image_set, CACHE_DIR, fingerprints, cae_fingerprints, runner))
+    frame = records_frame(execute_runs(specs, methods, image_set, CACHE_DIR, fingerprints, cae_fingerprints, runner,
+                                       threads_per_run(params)))
     runs = comparison_runs(frame, methods_order, k, seeds)
     write_csv(runs, OUT_DIR / "runs.csv")
     write_json(OUT_DIR / "summary.json", summarise(runs, methods_order, k, seeds, float(params["cluster"]["tol"])))

@@ -5,7 +5,7 @@
     dvc exp run -S compare.executor=ray
 
 Every (method, seed, k) run is one Ray task: `num_gpus=1` when the model runs on CUDA, else `num_cpus` =
-`compare.ray_cpus_per_run` (torch uses that many threads in the task). The driver ships the inputs through
+`compare.threads_per_run` (torch uses that many threads in the task). The driver ships the inputs through
 Ray's object store — the images, the labels and the bytes of every seed's pretrained CAE — so worker machines
 need no copy of `data/` or `models/`. A task whose worker or node dies is run again by Ray (`max_retries`).
 Results come back to the driver, which writes them to the same content-addressed cache as a local run
@@ -65,6 +65,15 @@ def run_task(params: dict, images: np.ndarray, labels: pd.DataFrame, cae_blobs: 
     return compute_run(spec, method, image_set, key)
 
 
+def check_fits_a_node(ray: Any, cpus: int) -> None:
+    """ValueError unless some live node offers `cpus` CPUs: Ray would otherwise keep such a task pending forever."""
+    largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
+    if largest < cpus:
+        raise ValueError(f"params.yaml compare.threads_per_run is {cpus}, but the largest node of the Ray cluster "
+                         f"offers {largest:g} CPUs: no node can run a task; lower threads_per_run or start the nodes "
+                         f"with more CPUs (ray start --num-cpus)")
+
+
 class RayRunner:
     """Computes the runs as Ray tasks on the cluster at `compare.ray_address`; yields each as it finishes."""
 
@@ -72,7 +81,9 @@ class RayRunner:
         self.params, self.image_set, self.cae_dir = params, image_set, Path(cae_dir)
         compare = params["compare"]
         self.address = str(compare.get("ray_address") or "auto")
-        self.cpus = int(compare.get("ray_cpus_per_run") or 1)
+        from model.compare import threads_per_run  # noqa: PLC0415 - compare imports this module lazily
+
+        self.cpus = threads_per_run(params)
         self.on_gpu = pick_device(params["model"]["device"]).type == "cuda"
 
     def map(self, jobs: Sequence[tuple[Any, str]]) -> Iterator[tuple[Any, dict]]:
@@ -85,6 +96,8 @@ class RayRunner:
         blobs = ray.put({seed: path.read_bytes() for seed, path in caes.items() if path.is_file()})
         images = ray.put(self.image_set.images.numpy())
         labels = ray.put(self.image_set.labels)
+        if not self.on_gpu:
+            check_fits_a_node(ray, self.cpus)
         resources = {"num_gpus": 1} if self.on_gpu else {"num_cpus": self.cpus}
         task = ray.remote(max_retries=TASK_RETRIES, **resources)(run_task)
         pending = {task.remote(self.params, images, labels, blobs, spec, key, self.cpus): spec for spec, key in jobs}

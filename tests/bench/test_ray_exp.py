@@ -1,4 +1,5 @@
-"""bench.ray_exp re-runs the whole pipeline, crawl included: it must refuse a HEAD that crawls the real site."""
+"""bench.ray_exp re-runs the whole pipeline, crawl included: it must refuse a HEAD that crawls the real site; both
+Ray benchmarks offer the loopback nodes the cores a run needs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from bench import ray_exp
+from bench import ray_compare, ray_exp
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
 
@@ -21,3 +22,10 @@ def test_refuses_to_recrawl_the_real_site(tmp_path, capsys):
         ray_exp.main(["--source", str(tmp_path), "--no-record"])
     assert exited.value.code == 2
     assert "scrape.site is not demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("cores", "threads", "expected"), [(2, 1, (1, 1)), (2, 2, (0, 2)), (16, 4, (8, 8)),
+                                                            (2, 3, (0, 3))])
+def test_loopback_nodes_offer_the_cores_without_oversubscribing_them(monkeypatch, cores, threads, expected):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert ray_compare.node_cpus(threads) == expected

@@ -186,3 +186,21 @@ def test_worker_processes_give_the_in_process_results(tmp_path, monkeypatch):
     assert [r["key"] for r in pooled] == [r["key"] for r in local]  # in plan order, whatever finished first
     assert [r["assignments"] for r in pooled] == [r["assignments"] for r in local]
     assert len(list((tmp_path / "pooled").glob("*.json"))) == len(specs)
+
+
+def test_a_runs_thread_count_is_part_of_its_cache_key(tmp_path):
+    """k-means and DeepCluster sum in a thread-dependent order: a run cached with 2 threads is not a 1-thread run."""
+    spec = RunSpec("kmeans_pixels", K, 0)
+    assert compare.cache_key(spec, {}, FINGERPRINTS, 1) != compare.cache_key(spec, {}, FINGERPRINTS, 2)
+    params = small_params(methods=["kmeans_pixels"], seeds=[0], sweep_ks=[], sweep_seeds=[0])
+    methods = {"kmeans_pixels": get_method("kmeans_pixels", params, tmp_path)}
+    one = execute_runs([spec], methods, synthetic_image_set(), tmp_path, FINGERPRINTS, {}, threads=1)
+    two = execute_runs([spec], methods, synthetic_image_set(), tmp_path, FINGERPRINTS, {}, threads=2)
+    assert one[0]["key"] != two[0]["key"] and len(list(tmp_path.glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "2", True, None])
+def test_threads_per_run_must_be_a_whole_number_of_at_least_one(value):
+    params = small_params(threads_per_run=value)
+    with pytest.raises(ValueError, match="compare.threads_per_run"):
+        compare.threads_per_run(params)

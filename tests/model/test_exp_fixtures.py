@@ -62,7 +62,8 @@ def small_params(**compare_overrides) -> dict:
     """A params dict shaped like params.yaml, sized to run in about a second. (batch 7 does not divide N = 40:
     model/dcec.py batch_indices yields an empty batch, hence a NaN loss, when N % batch_size == 0.)"""
     compare = {"methods": ["kmeans_pixels", "pca_kmeans", "cae_kmeans", "dcec"], "seeds": [0, 1],
-               "pca_components": 5, "sweep_ks": [2, 3], "sweep_seeds": [0], "workers": 1, "pixels_kmeans_n_init": None}
+               "pca_components": 5, "sweep_ks": [2, 3], "sweep_seeds": [0], "workers": 1, "threads_per_run": 1,
+               "pixels_kmeans_n_init": None}
     compare.update(compare_overrides)
     return {"base": {"seed": 0},
             "model": {"k": K, "embedding": 4, "filters": [4, 8, 8], "kernels": [3, 3, 3], "activation": "elu",

@@ -73,7 +73,7 @@ def project(root: Path, executor: str, address: str = "auto") -> Path:
     """A tiny compare: 3 methods x 3 seeds, DCEC long enough that runs are in flight when a node dies."""
     write_inputs(root)
     params = small_params(methods=["kmeans_pixels", "cae_kmeans", "dcec"], seeds=[0, 1, 2], sweep_ks=[],
-                          sweep_seeds=[0], workers=2, executor=executor, ray_address=address, ray_cpus_per_run=1)
+                          sweep_seeds=[0], workers=2, executor=executor, ray_address=address, threads_per_run=1)
     params["cluster"].update(maxiter=400, tol=0.0)
     write_params(root, params)
     return root
@@ -99,3 +99,22 @@ def test_compare_on_a_ray_cluster_survives_a_lost_node_and_equals_the_local_run(
     assert "submitted to the Ray cluster" in errors and len(list(cache.glob("*.json"))) == 9
     for name in OUTPUTS:
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
+
+
+class _Cluster:
+    """What ray.nodes() reports, for the pure feasibility check (the cluster tests above use a real Ray)."""
+
+    def __init__(self, *cpus: float, dead: float = 0):
+        self.listing = [{"Alive": True, "Resources": {"CPU": c}} for c in cpus]
+        self.listing += [{"Alive": False, "Resources": {"CPU": dead}}] if dead else []
+
+    def nodes(self) -> list[dict]:
+        return self.listing
+
+
+def test_a_run_needing_more_cpus_than_any_node_is_refused_not_left_pending():
+    from model.ray_executor import check_fits_a_node
+
+    check_fits_a_node(_Cluster(1, 2), 2)
+    with pytest.raises(ValueError, match=r"threads_per_run is 2.*offers 1 CPUs"):
+        check_fits_a_node(_Cluster(1, 1, dead=4), 2)
