@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> str:
         set_executor(workdir, "local")
         local_seconds = timed_compare(workdir)
         local_outputs = {name: (workdir / name).read_bytes() for name in OUTPUTS}
-        threads = int(yaml.safe_load((workdir / "params.yaml").read_text(encoding="utf-8"))["compare"]["threads_per_run"])
+        params = yaml.safe_load((workdir / "params.yaml").read_text(encoding="utf-8"))
+        threads = int(params["compare"]["threads_per_run"])
         head_cpus, worker_cpus = node_cpus(threads)
         address, worker = start_cluster(temp, head_cpus, worker_cpus)
         try:
