@@ -228,9 +228,10 @@ def target_workload(arch: Architecture, images: torch.Tensor, eval_batch_size: i
     assign = _Assign(net)
     assign_fn = maybe_compile(assign, variant == "compile")
     n = images.shape[0]
+    amp_dtype = step_precision(arch, variant, device)  # model/dcec.py predicts in the training precision
 
     def full_pass(fn: Callable = assign_fn, stop: int = n) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, amp_dtype):
             q = torch.cat([fn(model_input(images[start:start + eval_batch_size], device, channels_last))
                            for start in range(0, stop, eval_batch_size)])  # (N, K)
             return target_distribution(q)  # (N, K)

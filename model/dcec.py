@@ -93,10 +93,12 @@ class DCECResult:
 
 
 @torch.inference_mode()
-def predict_all(net: DCECNet, images_u8: torch.Tensor, batch_size: int,
-                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Soft assignments q (N, K) and embeddings z (N, E) of every image, on `device`, in inference mode.
+def predict_all(net: DCECNet, images_u8: torch.Tensor, batch_size: int, device: torch.device,
+                amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft assignments q (N, K) and fp32 embeddings z (N, E) of every image, on `device`, in inference mode.
 
+    The encoder runs in the training steps' precision (`amp_dtype`, None = fp32), as Keras predicts under its
+    mixed policy: this pass recurs every `update_interval` steps and is part of training. q is fp32 either way.
     The net's train/eval mode is restored afterwards (torch_DCEC bug (f)).
     """
     was_training = net.training
@@ -104,9 +106,10 @@ def predict_all(net: DCECNet, images_u8: torch.Tensor, batch_size: int,
     try:
         qs, zs = [], []
         for start in range(0, images_u8.shape[0], batch_size):
-            z = net.cae.encode(to_model_input(images_u8[start:start + batch_size], device))  # (b, E)
-            qs.append(net.clustering(z))  # (b, K)
-            zs.append(z)
+            with autocast(device, amp_dtype):
+                z = net.cae.encode(to_model_input(images_u8[start:start + batch_size], device))  # (b, E)
+            qs.append(net.clustering(z))  # (b, K) fp32
+            zs.append(z.float())
     finally:
         net.train(was_training)
     return torch.cat(qs), torch.cat(zs)
@@ -195,7 +198,7 @@ def fit_dcec(cae: CAE, images_u8: torch.Tensor, config: DCECConfig, device: torc
     for ite in iterations:
         if ite % config.update_interval == 0:
             _check_finite(bad, ite)
-            q_all, z_all = predict_all(net, images, config.eval_batch_size, device)
+            q_all, z_all = predict_all(net, images, config.eval_batch_size, device, amp_dtype)
             p = target_distribution(q_all)  # (N, K), fixed until the next update
             y_pred = q_all.argmax(dim=1).cpu().numpy()
             delta = float((y_pred != y_last).mean())
@@ -231,7 +234,7 @@ def fit_dcec(cae: CAE, images_u8: torch.Tensor, config: DCECConfig, device: torc
     return DCECResult(
         assignments=np.asarray(y_pred, dtype=np.int64),
         q_max=q_all.max(dim=1).values.float().cpu().numpy(),
-        embedding=z_all.float().cpu().numpy(),
+        embedding=z_all.cpu().numpy(),
         net=net, n_iter=ite if converged else config.maxiter, converged=converged, history=history,
         kmeans_assignments=kmeans.labels_.astype(np.int64),
     )

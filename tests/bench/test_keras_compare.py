@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import pytest
 import torch
 
 from bench import keras_compare, keras_worker
+from bench._workloads import synthetic_images, target_workload
 from tests.model.test_pipeline import REPO_ROOT
 
 
@@ -62,9 +64,20 @@ def test_bf16_asks_for_bf16_kernels_and_the_bf16_training_setting(monkeypatch, t
         assert command[command.index("--precision") + 1] == "bf16"
 
 
-def test_the_bf16_target_pass_is_not_judged_against_keras():
+def test_the_bf16_target_pass_predicts_in_bf16_as_the_pipeline_does():
+    seen = set()
+    for precision in ("fp32", "bf16"):
+        arch = replace(keras_compare.NETS["guo"], mixed_precision="bf16" if precision == "bf16" else "off")
+        workload = target_workload(arch, synthetic_images(8, 28, 1, seed=0), 4, "tuned", torch.device("cpu"), 0)
+        conv = next(m for m in workload.forward.modules() if isinstance(m, torch.nn.Conv2d))  # the eager module
+        dtypes = set()
+        handle = conv.register_forward_hook(lambda module, inputs, output: dtypes.add(output.dtype))
+        workload.call()
+        handle.remove()
+        seen.add((precision, *dtypes))
+    assert seen == {("fp32", torch.float32), ("bf16", torch.bfloat16)}
     row = keras_compare.Row("guo", "target", 100.0, 200.0, 100.0, 200.0, 1e6, {"conv": 1000.0}, "bf16")
-    assert keras_compare.goal_text(row).startswith("n/a")
+    assert keras_compare.goal_text(row) == "**not met**"  # judged like every other pass
 
 
 @pytest.mark.skipif(not (REPO_ROOT / ".venv-keras/bin/python").exists(), reason="no Keras environment (make bench-keras)")

@@ -99,12 +99,17 @@ def test_the_precision_setting_reaches_the_dcec_runs():
     assert methods.get_method("dcec", params, "unused.pt").settings["mixed_precision"] == "off"
 
 
-def conv_output_dtypes(cae):
-    """Record the dtype of every convolution's output while the CAE runs."""
+def conv_output_dtypes(cae, inference=None):
+    """Record the dtype of every convolution's output while the CAE runs (only in inference mode or only
+    outside it when `inference` is True or False)."""
     seen = set()
+
+    def record(module, inputs, output):
+        if inference is None or torch.is_inference_mode_enabled() == inference:
+            seen.add(output.dtype)
     for module in cae.modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            module.register_forward_hook(lambda mod, inputs, output: seen.add(output.dtype))
+            module.register_forward_hook(record)
     return seen
 
 
@@ -130,14 +135,17 @@ def test_bf16_dcec_finds_the_same_clusters_as_fp32():
     torch.manual_seed(0)
     cae = build_cae(16, 3, (8, 16, 16), (5, 5, 3), 8, "elu")
     train_cae(cae, images, PretrainConfig(epochs=4, batch_size=16, lr=3e-3, show_progress=False), CPU)
-    results, dtypes = {}, {}
+    results, dtypes, predicted = {}, {}, {}
     for setting in ("off", "bf16"):
         watched = copy.deepcopy(cae)  # fit_dcec trains its own deep copy: the hooks go with it
         dtypes[setting] = conv_output_dtypes(watched)
+        predicted[setting] = conv_output_dtypes(watched, inference=True)  # k-means init and the P passes
         config = DCECConfig(n_clusters=2, batch_size=16, maxiter=24, update_interval=8, tol=0.0, kmeans_n_init=2,
                             show_progress=False, mixed_precision=setting)
         results[setting] = fit_dcec(watched, images, config, CPU, labels=np.repeat([0, 1], 48))
     assert torch.bfloat16 in dtypes["bf16"] and dtypes["off"] == {torch.float32}
+    # the P passes predict in bf16, the k-means initialisation's embedding stays fp32
+    assert predicted == {"off": {torch.float32}, "bf16": {torch.float32, torch.bfloat16}}
     fp32, bf16 = results["off"], results["bf16"]
     assert adjusted_rand_score(fp32.assignments, bf16.assignments) > 0.9
     assert bf16.embedding.dtype == np.float32 and np.isfinite([h["loss"] for h in bf16.history[1:]]).all()
