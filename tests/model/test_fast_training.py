@@ -99,13 +99,12 @@ def test_the_precision_setting_reaches_the_dcec_runs():
     assert methods.get_method("dcec", params, "unused.pt").settings["mixed_precision"] == "off"
 
 
-def conv_output_dtypes(cae, inference=None):
-    """Record the dtype of every convolution's output while the CAE runs (only in inference mode or only
-    outside it when `inference` is True or False)."""
+def conv_output_dtypes(cae, inference_only=False):
+    """Record the dtype of every convolution's output while the CAE runs (in inference mode only, if asked)."""
     seen = set()
 
     def record(module, inputs, output):
-        if inference is None or torch.is_inference_mode_enabled() == inference:
+        if torch.is_inference_mode_enabled() or not inference_only:
             seen.add(output.dtype)
     for module in cae.modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -139,7 +138,7 @@ def test_bf16_dcec_finds_the_same_clusters_as_fp32():
     for setting in ("off", "bf16"):
         watched = copy.deepcopy(cae)  # fit_dcec trains its own deep copy: the hooks go with it
         dtypes[setting] = conv_output_dtypes(watched)
-        predicted[setting] = conv_output_dtypes(watched, inference=True)  # k-means init and the P passes
+        predicted[setting] = conv_output_dtypes(watched, inference_only=True)  # k-means init and the P passes
         config = DCECConfig(n_clusters=2, batch_size=16, maxiter=24, update_interval=8, tol=0.0, kmeans_n_init=2,
                             show_progress=False, mixed_precision=setting)
         results[setting] = fit_dcec(watched, images, config, CPU, labels=np.repeat([0, 1], 48))
