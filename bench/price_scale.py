@@ -30,14 +30,17 @@ def synthetic_works(n: int, n_artists: int, seed: int = 0) -> tuple[pd.DataFrame
     rng = np.random.default_rng(seed)
     days = pd.date_range("2018-01-05", "2019-12-20", freq="D")
     low = np.exp(rng.normal(8.8, 1.5, n)).round()
+    sale_dates = pd.Series(rng.choice(days, n)).dt.strftime("%Y-%m-%d")
+    room = rng.integers(0, 5, n)
     works = pd.DataFrame({
         "lot_key": [f"www-1-{i}" for i in range(n)],
         "artist": rng.choice([f"Artist {i:02d}" for i in range(n_artists)], n),
         "kind": rng.choice(["painting", "drawing", "print", "photograph"], n),
-        "sale_date": pd.Series(rng.choice(days, n)).dt.strftime("%Y-%m-%d"),
-        "sale_location": rng.choice(["New York", "London", "Paris", "Hong Kong", "Geneva"], n),
+        "sale_id": sale_dates + "-" + room.astype(str), "sale_title": "Sale", "sale_date": sale_dates,
+        "sale_start_date": sale_dates,
+        "sale_location": np.array(["New York", "London", "Paris", "Hong Kong", "Geneva"])[room],
         "sale_kind": rng.choice(["live", "online"], n),
-        "currency": rng.choice(["USD", "GBP", "EUR", "HKD", "CHF"], n),
+        "currency": np.array(["USD", "GBP", "EUR", "HKD", "CHF"])[room],
         "price_realised": np.exp(rng.normal(9.0, 1.5, n)).round(), "estimate_low": low, "estimate_high": low * 1.5,
         "sold": True, "withdrawn": False,
         "height_cm": rng.uniform(20, 150, n), "width_cm": rng.uniform(20, 150, n),

@@ -12,6 +12,7 @@ Every figure is written atomically (temporary file + rename).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -42,6 +43,14 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(fig)
+
+
+def notice(text: str, path: Path) -> None:
+    """A figure that only says why it has nothing to show (a stage that reported instead of fitting)."""
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 80)), ha="center", va="center", fontsize=9)
+    save_figure(fig, path)
 
 
 def hungarian_column_order(table: np.ndarray) -> list[int]:
@@ -195,7 +204,7 @@ def training_curves(history: Sequence[dict], path: Path) -> None:
 
 
 def price_scatter(actual: np.ndarray, predictions: Mapping[str, np.ndarray], path: Path) -> None:
-    """One panel per model: predicted against realised log US-dollar price of the test works, with y = x."""
+    """One panel per model: predicted against actual (hammer) log US-dollar price of the test works, with y = x."""
     fig, axes = plt.subplots(1, len(predictions), figsize=(3.4 * len(predictions), 3.6), sharex=True, sharey=True,
                              squeeze=False)
     values = np.concatenate([actual, *predictions.values()])
@@ -204,9 +213,9 @@ def price_scatter(actual: np.ndarray, predictions: Mapping[str, np.ndarray], pat
         ax.plot(limits, limits, color="0.6", linewidth=1)
         ax.scatter(actual, predicted, s=SCATTER_POINT_SIZE * 2, alpha=0.7)
         mae = float(np.mean(np.abs(predicted - actual)))
-        ax.set(title=f"{name} (MAE {mae:.2f})", xlabel="realised, ln USD", xlim=limits, ylim=limits)
+        ax.set(title=f"{name} (MAE {mae:.2f})", xlabel="hammer, ln USD", xlim=limits, ylim=limits)
     axes[0][0].set_ylabel("predicted, ln USD")
-    fig.suptitle(f"Test works (n = {actual.size}): predicted against realised price", y=1.04)
+    fig.suptitle(f"Test works (n = {actual.size}): predicted against hammer price", y=1.04)
     save_figure(fig, path)
 
 

@@ -18,6 +18,7 @@ class LotItem:
     sale_title: str
     sale_location: str
     sale_date: str | None
+    sale_start_date: str | None
     sale_kind: str
     category_ids: list[str]
     lot_number: str

@@ -64,9 +64,9 @@ EXECUTION_LINE = re.compile(r"^(painted|executed|conceived|drawn|printed|cast|ma
 
 # Fields of a lot record, in export order (docs/CONTRACTS.md).
 LOT_FIELDS = (
-    "lot_key", "object_id", "sale_id", "sale_number", "sale_title", "sale_location", "sale_date", "sale_kind",
-    "category_ids", "lot_number", "maker", "title", "description", "estimate_low", "estimate_high", "currency",
-    "price_realised", "sold", "withdrawn", "lot_url", "image_url",
+    "lot_key", "object_id", "sale_id", "sale_number", "sale_title", "sale_location", "sale_date",
+    "sale_start_date", "sale_kind", "category_ids", "lot_number", "maker", "title", "description", "estimate_low",
+    "estimate_high", "currency", "price_realised", "sold", "withdrawn", "lot_url", "image_url",
 )
 
 
@@ -203,6 +203,7 @@ def sales_from_json_ld(events: list[Mapping[str, Any]], base_url: str, online_ba
         sales.append(Sale(
             sale_id="", sale_number="", title=str(event.get("name") or ""), location=location,
             sale_date=sale_day(event.get("endDate"), location) or sale_day(event.get("startDate"), location),
+            sale_start_date=sale_day(event.get("startDate"), location) or sale_day(event.get("endDate"), location),
             kind=sale_kind_of(landing, online_base_url), category_ids=(), landing_url=landing,
         ))
     return sales
@@ -461,6 +462,7 @@ class Sale:
     kind: str  # "live" (www lot search) or "online" (onlineonly searchLots)
     category_ids: tuple[str, ...]
     landing_url: str
+    sale_start_date: str | None = None  # the day a timed online sale opened; None: sale_date (a one-day sale)
 
 
 def sale_number_of(event: Mapping[str, Any]) -> str:
@@ -520,6 +522,8 @@ def sales_from_calendar(
             location=str(event.get("location_txt") or ""),
             sale_date=(sale_day(event.get("end_date"), event.get("location_txt"))
                        or sale_day(event.get("start_date"), event.get("location_txt"))),
+            sale_start_date=(sale_day(event.get("start_date"), event.get("location_txt"))
+                             or sale_day(event.get("end_date"), event.get("location_txt"))),
             kind=sale_kind_of(landing, online_base_url),
             category_ids=kept,
             landing_url=landing,
@@ -572,6 +576,7 @@ def lot_record(lot: Mapping[str, Any], sale: Sale, base_url: str, online_base_ur
         "sale_title": sale.title,
         "sale_location": sale.location,
         "sale_date": sale.sale_date,
+        "sale_start_date": sale.sale_start_date or sale.sale_date,
         "sale_kind": sale.kind,
         "category_ids": list(sale.category_ids),
         "lot_number": str(lot.get("lot_id_txt") or lot.get("lot_number") or "").strip(),

@@ -95,11 +95,15 @@ def _sale_reasons(record: dict[str, Any]) -> list[str]:
     reasons = []
     if record.get("sale_kind") not in ("live", "online"):
         reasons.append("bad:sale_kind")
-    sale_date = record.get("sale_date")
-    if sale_date is None:
-        reasons.append("missing:sale_date")
-    elif not (isinstance(sale_date, str) and ISO_DATE_PATTERN.match(sale_date)):
-        reasons.append("bad:sale_date")
+    days = {field: record.get(field) for field in ("sale_start_date", "sale_date")}
+    for field, day in days.items():
+        if day is None:
+            reasons.append(f"missing:{field}")
+        elif not (isinstance(day, str) and ISO_DATE_PATTERN.match(day)):
+            reasons.append(f"bad:{field}")
+    if all(isinstance(day, str) and ISO_DATE_PATTERN.match(day) for day in days.values()) \
+            and days["sale_start_date"] > days["sale_date"]:
+        reasons.append("bad:sale_start_after_end")
     categories = record.get("category_ids")
     # empty only for a sale listed by the JSON-LD calendar route, which names no category
     if not (isinstance(categories, list) and all(isinstance(c, str) and c for c in categories)):

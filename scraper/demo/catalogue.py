@@ -822,7 +822,9 @@ class LotBuilder:
                     "price_realised": None, "price_realised_txt": ""}
         rate = CURRENCY_RATE[currency]
         low, high = prices.expert_estimate(self.price_rng, hedonic, quality, rate)
-        price = prices.realised_price(self.price_rng, hedonic, quality, rate) if sold else None
+        opening_day = sale.start if sale.is_online else sale.end    # common.premium.schedule_day
+        premium = prices.premium_tiers(currency, sale.template.location, opening_day, rate)
+        price = prices.realised_price(self.price_rng, hedonic, quality, rate, premium) if sold else None
         return {"estimate_low": low, "estimate_high": high,
                 "estimate_txt": estimate_text(currency, low, high, sale.template.estimate_style),
                 "price_realised": price, "price_realised_txt": f"{currency} {money(price)}" if price else ""}

@@ -11,7 +11,8 @@ t years after the first demo month:
     hammer    log h = H + QUALITY_PRICE * q + N(0, SALE_NOISE)        (then rounded to a bid increment)
     experts   log e = H + EXPERT_QUALITY_SHARE * QUALITY_PRICE * q + N(0, EXPERT_NOISE)
               the estimate is the house's bracket (low, high) whose geometric mean is nearest e
-    realised  price = hammer + buyer's premium (25% up to 250,000, 20% above), in the sale's currency
+    realised  price = hammer + Christie's buyer's premium in force for the sale (common/buyers_premium.csv: by
+              its currency and saleroom, on its opening day), in the sale's currency
 
 So nobody but the picture knows the rest of q: a model that reads the image can beat the hedonic model,
 and one that reads it well can beat the experts, who see only EXPERT_QUALITY_SHARE of it.
@@ -19,8 +20,12 @@ and one that reads it well can beat the experts, who see only EXPERT_QUALITY_SHA
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
+from functools import cache
+
+from common.premium import PremiumSchedule, PremiumScheduleError, Tiers
 
 KIND_PRICE = {"painting": 1.0, "sculpture": 0.8, "drawing": 0.35, "photograph": 0.25, "print": 0.15, "other": 0.2}
 QUALIFIED_FACTOR = 0.25          # "ATTRIBUTED TO ...", "AFTER ...", and sketches
@@ -64,10 +69,25 @@ def estimate_bracket(centre: float) -> tuple[float, float]:
     return float(round(low, 2)), float(round(high, 2))
 
 
-def realised_price(rng: random.Random, hedonic: float, quality: float, usd_rate: float) -> float:
+def realised_price(rng: random.Random, hedonic: float, quality: float, usd_rate: float, premium: Tiers) -> float:
     """Hammer price on a bid increment plus the buyer's premium, in the sale's currency: rarely round."""
     hammer = math.exp(hedonic + QUALITY_PRICE * quality + rng.gauss(0, SALE_NOISE)) * usd_rate
     step = 10 ** max(1, math.floor(math.log10(hammer)) - 1)
     hammer = max(step, round(hammer / step) * step)
-    premium = 0.25 * min(hammer, 250_000) + 0.20 * max(0.0, hammer - 250_000)
-    return float(round(hammer + premium))
+    return float(round(premium.realised(hammer)))
+
+
+@cache
+def schedule() -> PremiumSchedule:
+    return PremiumSchedule.read()
+
+
+def premium_tiers(currency: str, saleroom: str, day: dt.date, usd_rate: float) -> Tiers:
+    """The premium in force for a sale (the shipped schedule). The demo builds any months, so where the table
+    is silent (a currency's gap, or before 2005) it takes New York's rows with thresholds in the sale's
+    currency, which is also what the price stage's `premium_fallback: new_york_converted` assumes."""
+    try:
+        return schedule().row_for(currency, saleroom, day).tiers
+    except PremiumScheduleError:
+        first_usd_day = schedule().by_key[("USD", "")][0].effective
+        return schedule().row_for("USD", "", max(day, first_usd_day)).tiers.scaled(usd_rate)

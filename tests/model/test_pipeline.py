@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +98,10 @@ def write_lot_table(root: Path, labels: pd.DataFrame) -> None:
     level = 8.0 + labels["artist_id"].to_numpy() * 0.7 + rng.normal(0, 0.3, N)
     currency = np.where(np.arange(N) % 2 == 0, "USD", "GBP")
     local = np.exp(level) * np.where(currency == "GBP", 0.78, 1.0)
+    days = [f"2019-02-{1 + i % 8:02d}" for i in range(N)]
     lots = pd.DataFrame({
-        "lot_key": labels["lot_key"], "sale_date": [f"2019-02-{1 + i % 8:02d}" for i in range(N)],
+        "lot_key": labels["lot_key"], "sale_id": [f"{day}-{c}" for day, c in zip(days, currency)],
+        "sale_title": "Day Sale", "sale_date": days, "sale_start_date": days,
         "sale_location": np.where(currency == "USD", "New York", "London"), "sale_kind": "live",
         "currency": currency, "price_realised": pd.array(np.round(local), dtype="Float64"),
         "estimate_low": np.round(local * 0.7), "estimate_high": np.round(local * 1.1),
@@ -307,6 +310,26 @@ def test_results_md_has_the_three_tables_and_live_figure_links(run):
     assert len(links) >= len(evaluate.FIGURE_NAMES)
     for link in links:
         assert (root / "reports" / link).is_file(), f"results.md links to a missing file: {link}"
+
+
+def test_a_crawl_whose_works_sold_on_one_day_still_reaches_the_report(run, tmp_path, monkeypatch):
+    """A narrow crawl (say two months of a replica, one sale day with sold works): the price stage writes its
+    outputs with the reason instead of failing, and Table 4's place in results.md says so in one sentence."""
+    root = tmp_path / "repo"
+    shutil.copytree(run["root"], root)
+    lots = pd.read_parquet(root / "data/interim/lots.parquet").assign(sale_date="2019-02-01",
+                                                                      sale_start_date="2019-02-01")
+    lots.to_parquet(root / "data/interim/lots.parquet", index=False)
+    monkeypatch.chdir(root)
+    price.main()
+    report.main()
+    metrics = json.loads((root / "reports/price/metrics.json").read_text(encoding="utf-8"))
+    assert metrics["status"] == "skipped" and "1 sale day(s)" in metrics["reason"]
+    assert len(pd.read_csv(root / "reports/price/predictions.csv")) == N - 1
+    for name in price.FIGURE_NAMES.values():
+        assert (root / "reports/figures" / name).stat().st_size > 0       # DVC's declared outputs exist
+    text = section((root / "reports/results.md").read_text(encoding="utf-8"), "Table 4")
+    assert "No price model on this crawl: the works span 1 sale day(s)" in text and "on 1 sale day(s)" in text
 
 
 def test_table4_has_every_price_model_from_the_price_metrics(run):

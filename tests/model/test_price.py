@@ -1,5 +1,6 @@
-"""The price stage: conversion at known ECB rates, the time split, metrics recomputed from a predictions table,
-bad currencies and missing prices, and the demo's planted image signal recovered from its pictures."""
+"""The price stage: conversion at known ECB rates, the premium taken off, the time split, metrics recomputed from a
+predictions table, sale-resampled intervals, bad currencies and missing prices, and the demo's planted signals
+(the image's, and the experts' unbiased hammer estimate) recovered from its pictures."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 from curation.text import parse_dimensions
 from model import price
 from model.currency import PriceConversionError, UsdConverter
+from common.premium import PremiumSchedule, PremiumScheduleError, schedule_day
 from model.price import paired_error_difference, price_metrics
 from scraper.demo import build_catalogue
 from scraper.demo import prices as demo_prices
@@ -96,25 +98,77 @@ def test_metrics_are_recomputed_from_a_tiny_predictions_table():
 
 
 def test_test_metrics_read_only_the_test_rows_of_predictions_csv():
-    rows = {"split": ["train", "test", "test", "test", "test"], "actual_log_usd": [9.0, 1.0, 2.0, 3.0, 4.0],
+    rows = {"split": ["train", "test", "test", "test", "test"], "sale": ["a", "b", "b", "c", "d"],
+            "actual_log_usd": [9.0, 1.0, 2.0, 3.0, 4.0],
             "estimate_low_log_usd": [0.0, 0.5, 1.5, 2.5, 3.5], "estimate_high_log_usd": [0.0, 1.5, 2.5, 3.5, 4.5]}
     predictions = pd.DataFrame(rows)
     for offset, name in enumerate(price.MODELS):
         predictions[f"pred_{name}"] = predictions["actual_log_usd"] + 0.1 * offset
-    scores = price.test_metrics(predictions, resamples=200, seed=0)
+    predictions["gap_mean"] = 0.0
+    for name in price.FITTED:
+        predictions[f"gap_{name}"] = 0.0
+    scores = price.test_metrics(predictions, resamples=200, seed=0, min_sales=2)
     assert scores["models"]["experts"]["mae"] == pytest.approx(0.1)
-    assert scores["models"]["image"]["n"] == 4
-    assert scores["realised_within_estimate"] == 1.0
+    assert scores["models"]["image"]["n"] == 4 and scores["n_test_sales"] == 3
+    assert scores["hammer_within_estimate"] == 1.0
     assert scores["comparisons"]["hedonic vs mean"]["diff_mean"] == pytest.approx(0.2)
+    assert scores["comparisons"]["hedonic vs mean"]["n_sales"] == 3
 
 
 def test_paired_bootstrap_verdicts_follow_the_interval():
     rng = np.random.default_rng(0)
     errors = rng.uniform(0, 1, 200)
-    assert paired_error_difference(errors * 0.5, errors, 500, 0)["verdict"] == "better"
-    assert paired_error_difference(errors + 0.2, errors, 500, 0)["verdict"] == "worse"
-    noisy = paired_error_difference(errors + rng.normal(0, 0.01, 200), errors, 500, 0)
+    sales = np.arange(200) // 10                       # 20 sales of 10 works
+    assert paired_error_difference(errors * 0.5, errors, sales, 500, 0, 5)["verdict"] == "better"
+    assert paired_error_difference(errors + 0.2, errors, sales, 500, 0, 5)["verdict"] == "worse"
+    noisy = paired_error_difference(errors + rng.normal(0, 0.01, 200), errors, sales, 500, 0, 5)
     assert noisy["verdict"] == "no detectable difference" and noisy["ci_low"] < 0 < noisy["ci_high"]
+    few = paired_error_difference(errors * 0.5, errors, sales // 5, 500, 0, 5)     # 4 sales
+    assert few["verdict"] == price.TOO_FEW_SALES and few["ci_low"] is None and few["n_sales"] == 4
+
+
+def test_the_sale_bootstrap_draws_whole_sales_worked_by_hand():
+    """Two sales: {a: diffs 1, 1}, {b: diff 4}. A resample draws two sales with replacement, so its mean is
+    one of (1+1+1+1)/4 = 1 (aa), (1+1+4)/3 = 2 (ab or ba) or 4/1 = 4 (bb), with probabilities 1/4, 1/2, 1/4;
+    a bootstrap over works would give other values (e.g. 1.5 from three works)."""
+    diffs, sales = np.array([1.0, 1.0, 4.0]), np.array(["a", "a", "b"])
+    means = [diffs[rows].mean() for rows in price.sale_resamples(sales, 4000, seed=0)]
+    values, counts = np.unique(np.round(means, 9), return_counts=True)
+    assert values.tolist() == [1.0, 2.0, 4.0]
+    assert counts / counts.sum() == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
+    assert price.sale_interval(lambda rows: float(diffs[rows].mean()), sales, 4000, 0) == (1.0, 4.0)
+
+
+def test_realised_prices_lose_exactly_the_premium_in_force(tmp_path):
+    works = pd.DataFrame({
+        "lot_key": ["ny", "online-before", "ldn-after", "cny"], "sale_kind": ["live", "online", "live", "live"],
+        "sale_date": ["2019-05-13", "2019-02-05", "2019-02-05", "2019-03-01"],
+        "sale_start_date": ["2019-05-13", "2019-01-28", "2019-02-05", "2019-03-01"],
+        "sale_location": ["New York", "London", "London", "Shanghai"], "currency": ["USD", "GBP", "GBP", "CNY"],
+        "price_realised": [1_215_000.0, 1_000_000.0, 1_000_000.0, 100_000.0]})
+    schedule = PremiumSchedule.read()
+    with pytest.raises(PremiumScheduleError, match=r"lot cny \(saleroom 'Shanghai', live sale, schedule day "
+                                                    r"2019-03-01\).*price.premium_fallback"):
+        price.hammer_prices(works, schedule, "stop")
+    hammer, labels = price.hammer_prices(works, schedule, "new_york_converted")
+    assert hammer[0] == pytest.approx(1_000_000)
+    old = schedule.row_for("GBP", "London", dt.date(2017, 9, 11)).tiers       # opened before the 2019 change
+    new = schedule.row_for("GBP", "London", dt.date(2019, 2, 1)).tiers
+    assert hammer[1] == pytest.approx(old.hammer(1_000_000)) and hammer[2] == pytest.approx(new.hammer(1_000_000))
+    assert hammer[1] != pytest.approx(hammer[2])
+    assert labels[1] == "GBP from 2017-09-11 (V)" and labels[3].startswith("fallback: USD from 2019-02-01 (V)")
+    assert schedule_day("online", "2019-02-05", "2019-01-28") == dt.date(2019, 1, 28)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("premium_fallback", "guess", "price.premium_fallback is 'guess'"),
+    ("min_test_sales", 1, "price.min_test_sales is 1"),
+])
+def test_bad_price_settings_are_named(name, value, message):
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["price"][name] = value
+    with pytest.raises(ValueError, match=message):
+        price.PriceSettings.from_params(params)
 
 
 # ---------------------------------------------------------------- the demo's planted price model
@@ -134,9 +188,16 @@ def usd(amount: float, currency: str) -> float:
     return amount / CURRENCY_RATE[currency]
 
 
+def demo_hammer(lot, sale) -> float:
+    """The demo lot's hammer in its currency: its realised price less the premium of the shipped schedule."""
+    day = schedule_day("online" if sale.is_online else "live", sale.end.isoformat(), sale.start.isoformat())
+    return PremiumSchedule.read().row_for(sale.template.currency, sale.template.location, day).tiers.hammer(
+        lot.price_realised)
+
+
 def test_demo_prices_follow_the_documented_model(demo_sold_works):
     truth = np.array([[lot.truth.hedonic_log_usd, lot.truth.quality] for lot, _ in demo_sold_works])
-    hammer = np.log([usd(lot.price_realised, sale.template.currency) / 1.25 for lot, sale in demo_sold_works])
+    hammer = np.log([usd(demo_hammer(lot, sale), sale.template.currency) for lot, sale in demo_sold_works])
     design = np.column_stack([np.ones(len(truth)), truth])
     coefficients, *_ = np.linalg.lstsq(design, hammer, rcond=None)
     assert coefficients[1] == pytest.approx(1.0, abs=0.05)                          # H enters one to one
@@ -149,13 +210,27 @@ def test_demo_prices_follow_the_documented_model(demo_sold_works):
     assert seen[2] == pytest.approx(demo_prices.EXPERT_QUALITY_SHARE * demo_prices.QUALITY_PRICE, abs=0.06)
 
 
+def test_the_demo_premium_crosses_a_schedule_change(demo_sold_works):
+    """The embedded default's months hold sales on both sides of 2019-02-01 (so the inversion is exercised across
+    a change), and every realised price is the hammer on a bid increment plus exactly that premium."""
+    days = {sale.start if sale.is_online else sale.end for _, sale in demo_sold_works}
+    assert min(days) < dt.date(2019, 2, 1) <= max(days)
+    for lot, sale in demo_sold_works:
+        hammer = demo_hammer(lot, sale)
+        step = 10 ** max(1, int(np.floor(np.log10(hammer))) - 1)
+        assert abs(hammer - round(hammer / step) * step) < 1, lot.object_id
+
+
 def test_the_demos_planted_image_signal_is_recovered_from_its_pictures(demo_sold_works, tmp_path):
-    """The stage, fed picture statistics instead of the DCEC embedding, finds what only the image shows."""
+    """The stage, fed picture statistics instead of the DCEC embedding, finds what only the image shows, on
+    hammer prices: better than the catalogue alone, and a predictor of the experts' error; the experts, unbiased
+    by construction, come out unbiased once the premium is taken off."""
     rows, features = [], []
     for lot, sale in demo_sold_works:
         dims = parse_dimensions(lot.dimensions)
         rows.append({"lot_key": lot.object_id, "artist": lot.truth.artist_key, "kind": lot.truth.kind,
-                     "sale_date": sale.end.isoformat(), "sale_location": sale.template.location,
+                     "sale_id": sale.event_id, "sale_title": sale.title, "sale_date": sale.end.isoformat(),
+                     "sale_start_date": sale.start.isoformat(), "sale_location": sale.template.location,
                      "sale_kind": "online" if sale.is_online else "live", "currency": sale.template.currency,
                      "price_realised": lot.price_realised, "estimate_low": lot.estimate_low,
                      "estimate_high": lot.estimate_high, "sold": True, "withdrawn": False,
@@ -163,17 +238,27 @@ def test_the_demos_planted_image_signal_is_recovered_from_its_pictures(demo_sold
         pixels = np.asarray(render(lot, 32), dtype=np.float32) / 255          # (h, 32, 3)
         features.append([*pixels.mean(axis=(0, 1)), pixels.mean(axis=2).std()])
     settings = price.PriceSettings(test_fraction=0.25, validation_fraction=0.25, deflate=False, deflate_to=2024,
-                                   ridge_alphas=(0.1, 1.0, 10.0), boosting=(), bootstrap_resamples=1000, seed=0)
+                                   ridge_alphas=(0.1, 1.0, 10.0), boosting=(), bootstrap_resamples=1000, seed=0,
+                                   min_test_sales=3)
     metrics = price.run_price(pd.DataFrame(rows), np.array(features, dtype=np.float32), settings,
                               tmp_path / "price", tmp_path / "figures")
     assert metrics["comparisons"]["hedonic vs mean"]["verdict"] == "better"
     assert metrics["comparisons"]["hedonic_image vs hedonic"]["verdict"] == "better"
+    assert metrics["experts_error"]["image"]["verdict"] == "yes"
+    assert abs(metrics["models"]["experts"]["bias"]) < 0.1                  # hammer against hammer
+    realised_bias = float(np.mean(predictions_of(tmp_path).eval("pred_experts - realised_log_usd")))
+    assert realised_bias < -0.15                                            # what the premium did to them
     saved = json.loads((tmp_path / "price/metrics.json").read_text())
     predictions = pd.read_csv(tmp_path / "price/predictions.csv")
-    recomputed = price.test_metrics(predictions, 1000, 0)["models"]
+    recomputed = price.test_metrics(predictions, 1000, 0, 3)["models"]
     for name in price.MODELS:
         assert recomputed[name]["mae"] == pytest.approx(saved["models"][name]["mae"], abs=1e-5)
     assert (tmp_path / "figures" / price.FIGURE_NAMES["scatter"]).stat().st_size > 0
+
+
+def predictions_of(tmp_path) -> pd.DataFrame:
+    predictions = pd.read_csv(tmp_path / "price/predictions.csv")
+    return predictions[predictions["split"] == "test"]
 
 
 def test_a_lot_table_without_the_price_columns_is_named(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -48,23 +50,31 @@ def fake_sweep() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fake_price(image_verdict: str = "better") -> dict:
+def fake_price(image_verdict: str = "better", experts_bias: float = 0.02) -> dict:
     def scores(mae):
         return {"mae": mae, "median_ae": mae - 0.05, "r2": 0.5, "within_estimate": 0.25, "spearman": None,
                 "bias": 0.1, "n": 20}
 
     def compared(verdict):
-        return {"diff_mean": -0.1, "ci_low": -0.2, "ci_high": 0.05, "n": 20, "verdict": verdict}
+        return {"diff_mean": -0.1, "ci_low": -0.2, "ci_high": 0.05, "n": 20, "n_sales": 6, "verdict": verdict}
 
-    return {"n": {"final_works": 40, "eligible": 30, "excluded": {"withdrawn": 0, "unsold": 10, "no_price": 0,
+    gap = {"r2": 0.12, "r2_ci": [0.03, 0.2], "spearman": 0.35, "spearman_ci": [0.1, 0.5], "n": 20, "n_sales": 6,
+           "verdict": "yes"}
+    models = {name: scores(0.9 - 0.1 * i) for i, name in enumerate(report.PRICE_TITLES)}
+    models["experts"]["bias"] = experts_bias
+    return {"status": "fitted",
+            "n": {"final_works": 40, "eligible": 30, "excluded": {"withdrawn": 0, "unsold": 10, "no_price": 0,
                                                                   "no_estimate": 0},
-                  "train": 20, "validation": 5, "test": 10},
+                  "sale_days": 9, "train": 20, "validation": 5, "test": 10},
             "split_dates": {"train": ["2019-01-01", "2019-02-01"], "validation": ["2019-01-20", "2019-02-01"],
                             "test": ["2019-02-05", "2019-03-01"]},
-            "target": "log US dollars at the sale date, buyer's premium included", "realised_within_estimate": 0.3,
-            "models": {name: scores(0.9 - 0.1 * i) for i, name in enumerate(report.PRICE_TITLES)},
+            "target": "log US dollars at the sale date of the hammer price", "hammer_within_estimate": 0.3,
+            "n_test_sales": 6, "settings": {"min_test_sales": 5},
+            "premium_schedules": {"USD from 2019-02-01 (V)": 30},
+            "models": models,
             "comparisons": {"hedonic vs mean": compared("better"), "hedonic_image vs hedonic": compared(image_verdict)},
-            "choices": {"hedonic": {"chosen": "ridge alpha=1.0"}}}
+            "experts_error": {"image": gap, "hedonic": {**gap, "verdict": "no detectable"}, "hedonic_image": gap},
+            "choices": {"hedonic": {"chosen": "ridge alpha=1.0", "at_grid_edge": True}}}
 
 
 @pytest.fixture
@@ -170,9 +180,28 @@ def test_a_bounded_pixel_kmeans_is_said_in_the_report():
 def test_table4_and_whether_the_demos_planted_signal_was_recovered(outputs):
     report.main()
     text = (outputs / "reports/results.md").read_text(encoding="utf-8")
-    assert "## Table 4" in text and "| hedonic + image | 0.600 |" in text and "ridge alpha=1.0" in text
-    assert "left out: 10 unsold" in text
-    assert "the planted image signal was recovered." in text
-    missed = report.price_sentence(fake_price("no detectable difference"), "demo")
+    assert "## Table 4 — hammer prices" in text and "| hedonic + image | 0.600 |" in text
+    assert "ridge alpha=1.0 (edge of price.ridge_alphas)" in text
+    assert "left out: 10 unsold" in text and "10 works in 6 sales" in text and "USD from 2019-02-01 (V): 30" in text
+    assert "| the image | 0.120 [0.030, 0.200] | 0.350 [0.100, 0.500] | yes |" in text
+    assert "the planted image signal was recovered." in text and "(near zero: the premium was taken off right)" in text
+    missed = report.price_sentence(fake_price("no detectable difference", experts_bias=-0.25), "demo")
     assert "hedonic + image against hedonic: no detectable difference" in missed and "**not** recovered" in missed
+    assert "**not** near zero: the premium inversion is wrong" in missed
     assert "planted" not in report.price_sentence(fake_price(), "live")
+
+
+def test_a_skipped_price_stage_is_one_sentence_in_table4s_place():
+    skipped = {"status": "skipped", "reason": "the works span 1 sale day(s): a time split needs at least two",
+               "n": {"final_works": 40, "eligible": 30, "sale_days": 1}}
+    lines = report.price_section(skipped, "live", Path("reports/figures"), Path("reports/results.md"))
+    assert lines[1] == ("No price model on this crawl: the works span 1 sale day(s): a time split needs at least "
+                        "two (30 of 40 final works sold with a price and an estimate, on 1 sale day(s)).")
+
+
+def test_too_few_test_sales_is_said_beside_the_comparisons():
+    few = {**fake_price(), "n_test_sales": 3}
+    text = "\n".join(report.price_section(few, "live", Path("reports/figures"), Path("reports/results.md")))
+    assert "the test split holds 3 sales, fewer than price.min_test_sales (5): too few for a verdict" in text
+
+

@@ -167,6 +167,7 @@ def test_sale_dates_are_the_salerooms_days_and_placeholders_are_no_image(tmp_pat
     by_event = {sale.event_id: sale for sale in catalogue.sales}
     for lot in lots:
         assert lot["sale_date"] == by_event[lot["sale_id"]].end.isoformat(), lot["lot_key"]
+        assert lot["sale_start_date"] == by_event[lot["sale_id"]].start.isoformat(), lot["lot_key"]
         truth = catalogue.lots[lot["object_id"]].truth
         assert (lot["image_url"] is not None) == truth.has_image, lot["lot_key"]
 

@@ -27,7 +27,8 @@ from common import safe_join
 def valid_record(**changes) -> dict:
     record = {
         "lot_key": "www-27901-6201234", "object_id": "6201234", "sale_id": "27901", "sale_number": "17123",
-        "sale_title": "Day Sale", "sale_location": "New York", "sale_date": "2019-05-16", "sale_kind": "live",
+        "sale_title": "Day Sale", "sale_location": "New York", "sale_date": "2019-05-16",
+        "sale_start_date": "2019-05-16", "sale_kind": "live",
         "category_ids": ["category_7"], "lot_number": "101", "maker": "JANE EXAMPLE (B. 1950)", "title": "Blue",
         "description": "oil on canvas", "estimate_low": 60000.0, "estimate_high": 80000.0, "currency": "USD",
         "price_realised": 93750.0, "sold": True, "withdrawn": False,
@@ -52,6 +53,8 @@ def test_valid_record_has_no_reasons():
     ({"sold": "yes"}, "type:sold"),
     ({"currency": "usd"}, "bad:currency"),
     ({"sale_date": "16 May 2019"}, "bad:sale_date"),
+    ({"sale_start_date": None}, "missing:sale_start_date"),
+    ({"sale_start_date": "2019-05-17"}, "bad:sale_start_after_end"),
     ({"sale_kind": "private"}, "bad:sale_kind"),
     ({"lot_key": "www/../x"}, "bad:lot_key"),
     ({"image_url": "/img/a.jpg"}, "bad:image_url"),
