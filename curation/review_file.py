@@ -169,7 +169,8 @@ class ReviewFile:
                 raise KeyError(lot_key)
             index = self.data[positions[lot_key]]
             current = {name: self.cell(records[index], name) for name in EDITABLE}
-            if any(name in expected and _same(name, current[name]) != _same(name, expected[name]) for name in changes):
+            if any(name in expected and comparable(name, current[name]) != comparable(name, expected[name])
+                   for name in changes):
                 raise Conflict(lot_key, current)
             row = records[index] + [""] * (len(header) - len(records[index]))
             for name, value in {**changes, REVIEWED_AT: stamp(now)}.items():
@@ -225,7 +226,7 @@ def check_changes(changes: Mapping[str, str]) -> None:
         raise ValueError(f"decision: {changes['decision']!r} is not one of {', '.join(DECISIONS)}")
 
 
-def _same(name: str, value: str) -> str:
+def comparable(name: str, value: str) -> str:
     """Values compared for conflicts: decisions by meaning (' Keep ' = keep), notes as text."""
     return normalise_decision(value) if name == "decision" else value.strip()
 
