@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from curation.review_csv import (DECISIONS, MAX_FIELD_CHARS, ReviewCsvError, neu
 
 REVIEWED_AT = "reviewed_at"
 EDITABLE = ("decision", "note")
+LOCKED_RETRY_S = 0.2  # pause before writing again a file another program locks
 Edit = tuple[Mapping[str, str], Mapping[str, str]]  # (changes, expected): values to set, values the curator saw
 
 
@@ -242,10 +244,11 @@ def apply_changes(path: str | Path, edits: Mapping[str, Edit], now: datetime | N
 
     Raises:
         Conflict, KeyError, ValueError: see `ReviewFile.with_changes`; ChangedOnDisk after `attempts` tries;
-        OSError (PermissionError: a spreadsheet locks the file on Windows) from writing.
+        OSError: from reading or writing; PermissionError (a spreadsheet locks the file, on Windows) after
+        `attempts` tries.
     """
     now = now or datetime.now(timezone.utc)
-    for _ in range(attempts):
+    for attempt in range(attempts):
         current = known if known is not None and known.signature == _signature(Path(path)) else ReviewFile.read(path)
         known = None
         updated = current.with_changes(edits, now)
@@ -256,6 +259,10 @@ def apply_changes(path: str | Path, edits: Mapping[str, Edit], now: datetime | N
             return updated.save()
         except ChangedOnDisk:
             continue
+        except PermissionError:  # on Windows a file open elsewhere refuses the rename, often only for a moment
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(LOCKED_RETRY_S)
     raise ChangedOnDisk(Path(path))
 
 

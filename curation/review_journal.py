@@ -90,12 +90,37 @@ def append(path: Path, new: Iterable[Entry]) -> None:
         os.fsync(fh.fileno())
 
 
+class NotWritten(Exception):
+    """The edits are in the journal but the CSV could not be written (a spreadsheet locks it, on Windows)."""
+
+    def __init__(self, manifest: Path, journal: Path, error: OSError):
+        self.error = error
+        super().__init__(f"{manifest} cannot be written ({error.strerror or error}): is it open in a program that "
+                         f"locks it (Excel)? Nothing is lost: the change is kept in {journal}; close the file there, "
+                         "then retry (the review app lists it to restore)")
+
+
 def journal_and_write(manifest: Path, journal: Path, edits: Mapping[str, Edit], now: datetime, source: str,
                       known: ReviewFile | None = None) -> ReviewFile:
     """Write the edits into the CSV (`apply_changes`), journalled once they are checked and before the CSV is
-    written: a write that then fails (a locked file) leaves them in the journal, shown as lost until written."""
-    return apply_changes(manifest, edits, now, known=known,
-                         before_save=lambda: append(journal, entries(edits, now, source)))
+    written.
+
+    Raises:
+        NotWritten: journalled, but the CSV could not be written (it then shows as lost until written).
+        Conflict, KeyError, ValueError, ChangedOnDisk, OSError: see `apply_changes` (nothing journalled).
+    """
+    journalled = []
+
+    def record() -> None:
+        append(journal, entries(edits, now, source))
+        journalled.append(True)
+
+    try:
+        return apply_changes(manifest, edits, now, known=known, before_save=record)
+    except OSError as error:
+        if journalled:
+            raise NotWritten(manifest, journal, error) from error
+        raise
 
 
 def read_journal(path: Path) -> list[Entry]:

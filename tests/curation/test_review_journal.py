@@ -12,8 +12,8 @@ import pytest
 from curation import apply_review
 from curation.review_csv import ReviewCsvError, write_review_csv
 from curation.review_file import Conflict, ReviewFile
-from curation.review_journal import (JOURNAL, append, entries, journal_and_write, lost_decisions, read_journal,
-                                     settle)
+from curation.review_journal import (JOURNAL, NotWritten, append, entries, journal_and_write, lost_decisions,
+                                     read_journal, settle)
 from tests.curation.test_review_csv import auto_frame, kept_keys
 
 T0 = datetime(2026, 12, 6, 17, 0, tzinfo=timezone.utc)
@@ -103,7 +103,7 @@ def test_a_failed_csv_write_leaves_the_decision_in_the_journal_and_lost(reviewed
     def locked(*_):
         raise PermissionError(13, "used by another process")
 
-    with monkeypatch.context() as patched, pytest.raises(PermissionError):
+    with monkeypatch.context() as patched, pytest.raises(NotWritten, match="kept in data/review/journal.jsonl"):
         patched.setattr(ReviewFile, "save", locked)
         decide("www-1-2", {"decision": "drop"}, 1)
     assert lost_now() == {"www-1-2": {"decision": "drop"}}

@@ -52,7 +52,7 @@ def test_a_curators_session_reaches_data_final_and_keeps_a_spreadsheet_edit(samp
         wait.until(lambda _: decisions()[key] == expected)
 
     try:
-        driver.get(f"{server.origin}/?token={server.session.token}")
+        driver.get(f"{server.app_url}?token={server.session.token}")
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)  # Ann A's page
         assert "token" not in driver.current_url  # taken off the address bar
         assert "k keep" in driver.find_element(By.CSS_SELECTOR, ".keys").text
@@ -100,6 +100,15 @@ def test_a_curators_session_reaches_data_final_and_keeps_a_spreadsheet_edit(samp
         driver.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
         wait.until(lambda _: card("www-7-3").find_element(By.CSS_SELECTOR, ".note").get_attribute("value")
                    == "edited again")
+        # that spreadsheet's save dropped reviewed_at, so nothing tells its edit from a stale copy's: the page shows
+        # the note the app recorded against the file's, and the curator keeps the file's
+        lost = driver.find_element(By.ID, "lost")
+        wait.until(lambda _: lost.is_displayed())
+        item = lost.find_element(By.CSS_SELECTOR, 'li[data-lot-key="www-7-3"]')
+        assert "note: recorded a study, not a painting, the file has edited again" in item.text
+        item.find_element(By.XPATH, ".//button[normalize-space()=\"Keep the file's\"]").click()
+        wait.until(lambda _: not lost.is_displayed())
+        saved("www-7-3", ("drop", "edited again"))
 
         # the larger view, then the other artist's page
         card("www-7-1").find_element(By.CSS_SELECTOR, ".row").click()
