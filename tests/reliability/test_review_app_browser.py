@@ -1,12 +1,15 @@
 """The review app the way a curator uses it, in the real headless Chromium: decide with the mouse and the
 keyboard, write a note, edit the same file meanwhile as a spreadsheet would, settle a conflict, then run the
-curation stages and find the dropped works gone from data/final/."""
+curation stages and find the dropped works gone from data/final/; a spreadsheet's stale save over the app's
+decisions shown and undone in one click; the token kept from other local ports, and a second tab that works."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -134,3 +137,111 @@ def test_a_curators_session_reaches_data_final_and_keeps_a_spreadsheet_edit(samp
     images.main()
     final = pd.read_csv("data/final/labels.csv", dtype=str)
     assert sorted(final["lot_key"]) == ["www-7-2", "www-7-5"]  # the three dropped in the app are gone
+
+
+@pytest.mark.browser
+def test_a_stale_spreadsheet_save_is_shown_and_restored_in_one_click_then_reaches_data_final(sampled_repo,
+                                                                                              tmp_path_factory):
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    server = review_app.serve(sampled_repo, "127.0.0.1", 0)
+    driver = chrome_driver(tmp_path_factory.mktemp("chrome-profile"))
+    wait = WebDriverWait(driver, 20)
+
+    def click(key: str, label: str) -> None:
+        driver.find_element(By.CSS_SELECTOR, f'article[data-lot-key="{key}"]').find_element(
+            By.XPATH, f".//button[normalize-space()='{label}']").click()
+
+    try:
+        driver.get(f"{server.app_url}?token={server.session.token}")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)
+        assert not driver.find_element(By.ID, "lost").is_displayed()
+        stale = CURATOR.read_bytes()  # a spreadsheet opens the file before the curator starts in the app
+        click("www-7-1", "Drop")
+        wait.until(lambda _: decisions()["www-7-1"][0] == "drop")
+        click("www-7-3", "Drop")
+        wait.until(lambda _: decisions()["www-7-3"][0] == "drop")
+        note = driver.find_element(By.CSS_SELECTOR, 'article[data-lot-key="www-7-4"] .note')
+        note.send_keys("framed\ue007")
+        wait.until(lambda _: decisions()["www-7-4"] == ("keep", "framed"))
+
+        # ... and the spreadsheet saves its copy, the way it writes CSV, over the three decisions
+        spreadsheet = stale.decode("utf-8-sig").replace("\n", "\r\n")
+        CURATOR.write_bytes(("\ufeff" + spreadsheet).encode("utf-8"))
+        assert decisions()["www-7-1"] == ("keep", "") and decisions()["www-7-4"] == ("keep", "")
+
+        driver.execute_script("document.dispatchEvent(new Event('visibilitychange'))")  # back to the app's tab
+        lost = driver.find_element(By.ID, "lost")
+        wait.until(lambda _: lost.is_displayed())
+        items = {li.get_attribute("data-lot-key"): li.text for li in lost.find_elements(By.TAG_NAME, "li")}
+        assert sorted(items) == ["www-7-1", "www-7-3", "www-7-4"]
+        assert "row 2 · www-7-1 · Ann A: Red — decision: recorded drop, the file has keep" in items["www-7-1"]
+        assert "note: recorded framed, the file has (empty)" in items["www-7-4"]
+        restore = driver.find_element(By.ID, "restore-all")
+        assert restore.text == "Restore all 3"
+        restore.click()
+        wait.until(lambda _: not lost.is_displayed())
+        assert decisions() == {"www-7-1": ("drop", ""), "www-7-2": ("keep", ""), "www-7-3": ("drop", ""),
+                               "www-7-4": ("keep", "framed"), "www-7-5": ("keep", "")}
+        wait.until(lambda d: "drop" in d.find_element(By.CSS_SELECTOR, 'article[data-lot-key="www-7-3"]')
+                   .get_attribute("class"))
+        assert CURATOR.read_bytes().startswith(b"\xef\xbb\xbf") and b"\r\n" in CURATOR.read_bytes()
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
+
+    apply_review.main()
+    images.main()
+    final = pd.read_csv("data/final/labels.csv", dtype=str)
+    assert sorted(final["lot_key"]) == ["www-7-2", "www-7-4", "www-7-5"]
+
+
+class _HeaderRecorder(BaseHTTPRequestHandler):
+    """Another local service (the demo site, say): records the Cookie header of every request."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.seen.append(self.headers.get("Cookie", ""))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_) -> None:
+        pass
+
+
+@pytest.mark.browser
+def test_the_token_stays_with_the_app_and_a_second_tab_can_decide(sampled_repo, tmp_path_factory):
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    server = review_app.serve(sampled_repo, "127.0.0.1", 0)
+    other = ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    driver = chrome_driver(tmp_path_factory.mktemp("chrome-profile"))
+    wait = WebDriverWait(driver, 20)
+    try:
+        driver.get(f"{server.app_url}?token={server.session.token}")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)
+        for path in ("/", "/api/artists", "/thumb?key=www-7-1"):  # another port of the same host (+ favicons)
+            driver.get(f"http://127.0.0.1:{other.server_address[1]}{path}")
+        assert len(_HeaderRecorder.seen) >= 3 and not any(server.session.token in c for c in _HeaderRecorder.seen)
+
+        driver.get(f"{server.origin}/")  # the bare address says how to open the app
+        assert "Open the address it printed" in driver.find_element(By.TAG_NAME, "body").text
+        driver.get(server.app_url)  # the app's address without the token, as a second tab or a bookmark
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)
+        driver.find_element(By.CSS_SELECTOR, 'article[data-lot-key="www-7-2"]').find_element(
+            By.XPATH, ".//button[normalize-space()='Drop']").click()
+        wait.until(lambda _: decisions()["www-7-2"][0] == "drop")
+        assert "Saved: www-7-2" in driver.find_element(By.ID, "status").text
+    finally:
+        driver.quit()
+        other.shutdown()
+        other.server_close()
+        server.shutdown()
+        server.server_close()
