@@ -41,12 +41,13 @@ def decisions() -> dict[str, tuple[str, str]]:
 
 @pytest.mark.browser
 def test_a_curators_session_reaches_data_final_and_keeps_a_spreadsheet_edit(sampled_repo, tmp_path_factory):
+    from selenium.common.exceptions import StaleElementReferenceException  # noqa: PLC0415
     from selenium.webdriver.common.by import By  # noqa: PLC0415
     from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: PLC0415
 
     server = review_app.serve(sampled_repo, "127.0.0.1", 0)
     driver = chrome_driver(tmp_path_factory.mktemp("chrome-profile"))
-    wait = WebDriverWait(driver, 20)
+    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])  # a card re-rendered
 
     def card(key: str):
         return driver.find_element(By.CSS_SELECTOR, f'article[data-lot-key="{key}"]')
@@ -142,12 +143,13 @@ def test_a_curators_session_reaches_data_final_and_keeps_a_spreadsheet_edit(samp
 @pytest.mark.browser
 def test_a_stale_spreadsheet_save_is_shown_and_restored_in_one_click_then_reaches_data_final(sampled_repo,
                                                                                               tmp_path_factory):
+    from selenium.common.exceptions import StaleElementReferenceException  # noqa: PLC0415
     from selenium.webdriver.common.by import By  # noqa: PLC0415
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
     server = review_app.serve(sampled_repo, "127.0.0.1", 0)
     driver = chrome_driver(tmp_path_factory.mktemp("chrome-profile"))
-    wait = WebDriverWait(driver, 20)
+    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])  # a card re-rendered
 
     def click(key: str, label: str) -> None:
         driver.find_element(By.CSS_SELECTOR, f'article[data-lot-key="{key}"]').find_element(
@@ -216,6 +218,7 @@ class _HeaderRecorder(BaseHTTPRequestHandler):
 
 @pytest.mark.browser
 def test_the_token_stays_with_the_app_and_a_second_tab_can_decide(sampled_repo, tmp_path_factory):
+    from selenium.common.exceptions import StaleElementReferenceException  # noqa: PLC0415
     from selenium.webdriver.common.by import By  # noqa: PLC0415
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
@@ -223,7 +226,7 @@ def test_the_token_stays_with_the_app_and_a_second_tab_can_decide(sampled_repo, 
     other = ThreadingHTTPServer(("127.0.0.1", 0), _HeaderRecorder)
     threading.Thread(target=other.serve_forever, daemon=True).start()
     driver = chrome_driver(tmp_path_factory.mktemp("chrome-profile"))
-    wait = WebDriverWait(driver, 20)
+    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])  # a card re-rendered
     try:
         driver.get(f"{server.app_url}?token={server.session.token}")
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)
