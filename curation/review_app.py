@@ -25,8 +25,8 @@ local services never see it), and the page carries it in a meta tag for its own 
 at the app's path works; one at another path is told to open the printed URL). Every write also needs the token
 in the `X-Review-Token` header, a JSON body and no foreign `Origin`; the `Host` header must name this server (no
 DNS rebinding); a refused request's body is read off (or the connection closed), so the next request on a
-kept-alive connection is read as sent. Files served are only the thumbnails and images the manifest's rows name, inside
-`data/review/thumbs/` and `data/raw/images/`, symlinks leaving them refused. All text reaches the page as JSON
+kept-alive connection is read as sent. Files served are only the thumbnails and images the manifest's rows
+name, inside `data/review/thumbs/` and `data/raw/images/`, symlinks leaving them refused. All text reaches the page as JSON
 and is shown with `textContent` under a Content-Security-Policy without inline scripts. Bad requests get a
 4xx with a one-line JSON reason.
 """
@@ -131,7 +131,8 @@ class ReviewSession:
             except ReviewCsvError:
                 raise
             except KeyError as error:
-                raise RequestError(HTTPStatus.NOT_FOUND, f"no row with lot_key {error.args[0]!r} in {CURATOR_MANIFEST}") from None
+                raise RequestError(HTTPStatus.NOT_FOUND,
+                                   f"no row with lot_key {error.args[0]!r} in {CURATOR_MANIFEST}") from None
             except ValueError as error:
                 raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
             except ChangedOnDisk:
@@ -334,7 +335,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def _settle(self, body: dict[str, Any]) -> None:
         keep, works = body.get("keep"), body.get("works")
         if keep not in ("journal", "file") or not isinstance(works, dict) or not all(map(_text_map, works.values())):
-            raise RequestError(HTTPStatus.BAD_REQUEST, 'expected {keep: "journal" | "file", works: {lot_key: {decision, note}}}')
+            raise RequestError(HTTPStatus.BAD_REQUEST,
+                               'expected {keep: "journal" | "file", works: {lot_key: {decision, note}}}')
         self._json({"settled": self.server.session.settle(works, keep)})
 
     def _page(self, query: dict[str, list[str]]) -> None:
@@ -349,7 +351,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 self._check_token(header_only=False)
             except RequestError:
                 return self._send(HOW_TO_OPEN.encode("utf-8"), "text/plain; charset=utf-8", HTTPStatus.FORBIDDEN)
-        page = (STATIC_DIR / "index.html").read_bytes().replace(TOKEN_META, TOKEN_META.replace(b'""', f'"{token}"'.encode()))
+        with_token = TOKEN_META.replace(b'""', f'"{token}"'.encode())
+        page = (STATIC_DIR / "index.html").read_bytes().replace(TOKEN_META, with_token)
         self._send(page, "text/html; charset=utf-8", headers=headers)
 
     # ------------------------------------------------------------ checks

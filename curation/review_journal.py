@@ -107,7 +107,8 @@ def journal_and_write(manifest: Path, journal: Path, edits: Mapping[str, Edit], 
 
     Raises:
         NotWritten: journalled, but the CSV could not be written (it then shows as lost until written).
-        Conflict, KeyError, ValueError, ChangedOnDisk, OSError: see `apply_changes` (nothing journalled).
+        Conflict, KeyError, ValueError, OSError: see `apply_changes` (nothing journalled); ChangedOnDisk
+        (journalled, so shown as lost).
     """
     journalled = []
 
