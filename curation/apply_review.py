@@ -6,7 +6,10 @@ column is taken from the pipeline's `data/interim/manifest_auto.csv`) and writes
 total per artist, each artist linked) and one page per artist, `data/review/sheet/artist-NNN.html`, with the
 thumbnails and, on each, the row of `data/review/manifest.csv` that holds its decision (at 12,500 works a
 single page would hold 12,500 images). A malformed curator file stops the stage with every problem listed and
-nothing written. This stage never modifies the curator's file.
+nothing written; so does a file that lost decisions the review app's journal (`data/review/journal.jsonl`,
+curation/review_journal.py) recorded later than the row was written (a spreadsheet saved an older copy): the
+stage names each and how to restore or dismiss it, and never picks one silently. This stage never modifies the
+curator's file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from common import atomic_path, atomic_write
-from curation.review_csv import ROW, read_curator_manifest, read_review_csv
+from curation.review_csv import ROW, ReviewCsvError, read_curator_manifest, read_review_csv
+from curation.review_journal import JOURNAL, describe, lost_decisions, read_journal
 
 log = logging.getLogger("curation.apply_review")
 
@@ -70,6 +74,16 @@ def join_decisions(auto: pd.DataFrame, curator: pd.DataFrame) -> pd.DataFrame:
         note=auto["lot_key"].map(notes).fillna(""),
         csv_row=auto["lot_key"].map(decisions[ROW]),
     )
+
+
+def check_journal(curator: pd.DataFrame) -> None:
+    """Raises ReviewCsvError naming every decision of the journal that the curator's file lost."""
+    rows = curator.assign(_row=curator[ROW].astype(str)).to_dict("records")
+    lost = lost_decisions(read_journal(JOURNAL), rows)
+    if lost:
+        raise ReviewCsvError([describe(item, CURATOR_MANIFEST, JOURNAL) for item in lost] + [
+            "restore them: `make review` shows them (one click restores), or `python -m curation.review_app "
+            "--restore`; to keep the file's values instead: `python -m curation.review_app --keep-file`"])
 
 
 def reviewed_rows(joined: pd.DataFrame) -> pd.DataFrame:
@@ -170,6 +184,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     auto = read_review_csv(MANIFEST_AUTO, required_columns=AUTO_REQUIRED).drop(columns=ROW)
     curator = read_curator_manifest(CURATOR_MANIFEST, sampled_keys=set(auto["lot_key"]))
+    check_journal(curator)
     joined = join_decisions(auto, curator)
     reviewed = reviewed_rows(joined)
     if reviewed.empty:

@@ -1,10 +1,11 @@
 """The curator's `data/review/manifest.csv` edited in place, one decision at a time, as the review app does it.
 
 The file stays the curator's: whatever a spreadsheet saved it with is kept on every write — the delimiter
-(`,` `;` tab), the BOM or its absence, CRLF or LF line ends, the column order, extra columns, and every cell
-the app does not change (cells are rewritten as they were read, `'` formula guards included). The app only
-sets `decision`, `note` and `reviewed_at` (an ISO-8601 UTC time, a column added at the end when the file has
-none), each write atomic (a temporary file renamed over the old one).
+(`,` `;` tab), the BOM or its absence, CRLF or LF line ends, the column order, extra columns, blank rows (so
+row numbers never shift), cells beyond the header, and every cell the app does not change (cells are rewritten
+as they were read, `'` formula guards included). The app only sets `decision`, `note` and `reviewed_at` (an
+ISO-8601 UTC time to the microsecond, a column added past every row's last cell when the file has none), each
+write atomic (a temporary file renamed over the old one).
 
 Concurrent edits: before each write the file is read again. A decision or note the app would change that is
 no longer what the app showed (`expected`) was edited elsewhere meanwhile (a spreadsheet): that is a
@@ -17,7 +18,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +30,8 @@ from curation.review_csv import (DECISIONS, MAX_FIELD_CHARS, ReviewCsvError, neu
 
 REVIEWED_AT = "reviewed_at"
 EDITABLE = ("decision", "note")
+LOCKED_RETRY_S = 0.2  # pause before writing again a file another program locks
+Edit = tuple[Mapping[str, str], Mapping[str, str]]  # (changes, expected): values to set, values the curator saw
 
 
 class Conflict(Exception):
@@ -52,8 +56,8 @@ class ReviewFile:
     path: Path
     dialect: Dialect
     header: list[str]
-    records: list[list[str]]  # data records as read (blank lines dropped), cells raw
-    row_numbers: list[int]  # the spreadsheet row of each record (header = 1)
+    records: list[list[str]]  # every record after the header as read, blank ones included (written back as read)
+    data: list[int]  # indices into `records` of the non-blank ones: the lots; record i is spreadsheet row i + 2
     signature: str  # sha1 of the bytes read
     _rows: list[dict[str, str]] | None = field(default=None, repr=False, compare=False)
 
@@ -78,12 +82,9 @@ class ReviewFile:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=dialect.delimiter))
         if not rows:
             raise ReviewCsvError([f"{path}: the file is empty"])
-        records, numbers = [], []
-        for number, record in enumerate(rows[1:], start=2):
-            if any(cell.strip() for cell in record):
-                records.append(record)
-                numbers.append(number)
-        snapshot = cls(path, dialect, rows[0], records, numbers, hashlib.sha1(data).hexdigest())  # noqa: S324
+        records = rows[1:]
+        lots = [i for i, record in enumerate(records) if any(cell.strip() for cell in record)]
+        snapshot = cls(path, dialect, rows[0], records, lots, hashlib.sha1(data).hexdigest())  # noqa: S324
         snapshot._check()
         return snapshot
 
@@ -102,11 +103,11 @@ class ReviewFile:
         if missing:
             raise ReviewCsvError([f"{self.path}: missing column(s) {', '.join(missing)}"])
         seen: dict[str, int] = {}
-        for number, key in zip(self.row_numbers, self.keys()):
+        for index, key in zip(self.data, self.keys()):
             if key in seen:
-                raise ReviewCsvError([f"{self.path}: row {number}, column lot_key: {key!r} is duplicated "
+                raise ReviewCsvError([f"{self.path}: row {index + 2}, column lot_key: {key!r} is duplicated "
                                       f"(first on row {seen[key]})"])
-            seen[key] = number
+            seen[key] = index + 2
 
     def cell(self, record: list[str], name: str) -> str:
         """A record's value in a column, as text (the `'` formula guard removed); '' when absent."""
@@ -115,28 +116,29 @@ class ReviewFile:
 
     def keys(self) -> list[str]:
         index = self.column("lot_key")
-        return [restore_cell(record[index].strip()) if index < len(record) else "" for record in self.records]
+        return [restore_cell(self.records[i][index].strip()) if index < len(self.records[i]) else "" for i in self.data]
+
+    def _as_row(self, index: int, named: list[tuple[int, str]]) -> dict[str, str]:
+        record = self.records[index]
+        return {**{name: restore_cell(record[i].strip()) if i < len(record) else "" for i, name in named},
+                "_row": str(index + 2)}
 
     def rows(self) -> list[dict[str, str]]:
-        """Every record as {lower-case column: text} plus `_row` (its spreadsheet row); computed once."""
+        """Every lot's record as {lower-case column: text} plus `_row` (its spreadsheet row); computed once."""
         if self._rows is None:
             named = [(i, name) for i, name in enumerate(self._names()) if name]
-            self._rows = [{**{name: restore_cell(record[i].strip()) if i < len(record) else "" for i, name in named},
-                           "_row": str(number)} for record, number in zip(self.records, self.row_numbers)]
+            self._rows = [self._as_row(index, named) for index in self.data]
         return self._rows
 
     def row(self, lot_key: str) -> dict[str, str]:
         """One lot's row as in `rows()`. Raises KeyError when the file has no such lot_key."""
-        index = self.find(lot_key)
+        position = self.find(lot_key)
         if self._rows is not None:
-            return self._rows[index]
-        record = self.records[index]
-        named = [(i, name) for i, name in enumerate(self._names()) if name]
-        return {**{name: restore_cell(record[i].strip()) if i < len(record) else "" for i, name in named},
-                "_row": str(self.row_numbers[index])}
+            return self._rows[position]
+        return self._as_row(self.data[position], [(i, name) for i, name in enumerate(self._names()) if name])
 
     def find(self, lot_key: str) -> int:
-        """Index of the lot's record. Raises KeyError when the file has no such lot_key."""
+        """Position of the lot among the lots. Raises KeyError when the file has no such lot_key."""
         try:
             return self.keys().index(lot_key)
         except ValueError:
@@ -144,36 +146,39 @@ class ReviewFile:
 
     # ------------------------------------------------------------ editing
 
-    def with_change(self, lot_key: str, changes: Mapping[str, str], expected: Mapping[str, str],
-                    now: datetime) -> ReviewFile:
-        """A copy with the lot's `decision`/`note` set and `reviewed_at` stamped.
+    def with_changes(self, edits: Mapping[str, Edit], now: datetime) -> ReviewFile:
+        """A copy with each lot's `decision`/`note` set and `reviewed_at` stamped (`stamp(now)`).
+
+        Args:
+            edits: lot_key -> (changes, expected): the values to set, and the values the curator was shown.
 
         Raises:
-            KeyError: no such lot_key. ValueError: a decision other than keep/drop, or another column.
-            Conflict: a value to change is no longer the `expected` one (edited elsewhere).
+            KeyError: no such lot_key. ValueError: a decision other than keep/drop, another column, or text a
+            CSV cannot hold (the message starts with the field). Conflict: a value to change is no longer the
+            `expected` one (edited elsewhere).
         """
-        unknown = set(changes) - set(EDITABLE)
-        if unknown:
-            raise ValueError(f"only {', '.join(EDITABLE)} can be changed, not {', '.join(sorted(unknown))}")
-        if "decision" in changes and normalise_decision(changes["decision"]) not in DECISIONS:
-            raise ValueError(f"decision {changes['decision']!r} is not one of {', '.join(DECISIONS)}")
-        index = self.find(lot_key)
-        record = self.records[index]
-        current = {name: self.cell(record, name) for name in EDITABLE}
-        if any(name in expected and _same(name, current[name]) != _same(name, expected[name]) for name in changes):
-            raise Conflict(lot_key, current)
-        header, records = list(self.header), [list(r) for r in self.records]
-        names = self._names()
-        for name in (*changes, REVIEWED_AT):
-            if name not in names:
-                header.append(name)
-                names.append(name)
-        stamped = {**changes, REVIEWED_AT: now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        row = records[index] + [""] * (len(header) - len(records[index]))
-        for name, value in stamped.items():
-            row[names.index(name)] = neutralise_cell(value)
-        records[index] = row
-        return ReviewFile(self.path, self.dialect, header, records, self.row_numbers, self.signature)
+        for changes, _ in edits.values():
+            check_changes(changes)
+        header, records, names = list(self.header), list(self.records), self._names()
+        for name in (*(n for n in EDITABLE if any(n in changes for changes, _ in edits.values())), REVIEWED_AT):
+            if name not in names:  # past every record's last cell: cells beyond the header stay unnamed
+                width = max([len(header), *(len(records[i]) for i in self.data)])
+                header += [""] * (width - len(header)) + [name]
+                names += [""] * (width - len(names)) + [name]
+        positions = {key: position for position, key in enumerate(self.keys())}
+        for lot_key, (changes, expected) in edits.items():
+            if lot_key not in positions:
+                raise KeyError(lot_key)
+            index = self.data[positions[lot_key]]
+            current = {name: self.cell(records[index], name) for name in EDITABLE}
+            if any(name in expected and comparable(name, current[name]) != comparable(name, expected[name])
+                   for name in changes):
+                raise Conflict(lot_key, current)
+            row = records[index] + [""] * (len(header) - len(records[index]))
+            for name, value in {**changes, REVIEWED_AT: stamp(now)}.items():
+                row[names.index(name)] = neutralise_cell(value)
+            records[index] = row
+        return ReviewFile(self.path, self.dialect, header, records, self.data, self.signature)
 
     def text(self) -> str:
         buffer = io.StringIO(newline="")
@@ -201,26 +206,67 @@ def _signature(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()  # noqa: S324 (change detection, not security)
 
 
-def _same(name: str, value: str) -> str:
+def stamp(now: datetime) -> str:
+    """`reviewed_at` and the journal's time: ISO-8601 UTC to the microsecond, so that two writes of one row never
+    share a stamp (the journal tells a spreadsheet's later edit from a stale copy by it: review_journal.py)."""
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_changes(changes: Mapping[str, str]) -> None:
+    """Raises ValueError, starting with the field, for a change the app cannot write."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValueError(f"only {', '.join(EDITABLE)} can be changed, not {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"{name}: not valid text (a lone surrogate at character {error.start + 1})") from None
+        if "\x00" in value:
+            raise ValueError(f"{name}: holds a NUL character, which a CSV cannot")
+    if "decision" in changes and normalise_decision(changes["decision"]) not in DECISIONS:
+        raise ValueError(f"decision: {changes['decision']!r} is not one of {', '.join(DECISIONS)}")
+
+
+def comparable(name: str, value: str) -> str:
     """Values compared for conflicts: decisions by meaning (' Keep ' = keep), notes as text."""
     return normalise_decision(value) if name == "decision" else value.strip()
 
 
-def apply_change(path: str | Path, lot_key: str, changes: Mapping[str, str], expected: Mapping[str, str],
-                 now: datetime | None = None, attempts: int = 3, known: ReviewFile | None = None) -> ReviewFile:
-    """Read the file, apply one change, write it back; re-read and retry when it changed in between.
-    `known`, a snapshot read earlier, is used instead of parsing again while the file's bytes still match it.
+def apply_changes(path: str | Path, edits: Mapping[str, Edit], now: datetime | None = None, attempts: int = 3,
+                  known: ReviewFile | None = None, before_save: Callable[[], None] | None = None) -> ReviewFile:
+    """Read the file, apply the edits, write it back; re-read and retry when it changed in between.
+
+    Args:
+        known: a snapshot read earlier, used instead of parsing again while the file's bytes still match it.
+        before_save: called once, after the edits are checked and before the file is first written (the review
+            app records them in its journal there).
 
     Raises:
-        Conflict, KeyError, ValueError: see `ReviewFile.with_change`; ChangedOnDisk after `attempts` tries.
+        Conflict, KeyError, ValueError: see `ReviewFile.with_changes`; ChangedOnDisk after `attempts` tries;
+        OSError: from reading or writing; PermissionError (a spreadsheet locks the file, on Windows) after
+        `attempts` tries.
     """
     now = now or datetime.now(timezone.utc)
-    for _ in range(attempts):
+    for attempt in range(attempts):
         current = known if known is not None and known.signature == _signature(Path(path)) else ReviewFile.read(path)
         known = None
-        updated = current.with_change(lot_key, changes, expected, now)
+        updated = current.with_changes(edits, now)
+        if before_save is not None:
+            before_save()
+            before_save = None
         try:
             return updated.save()
         except ChangedOnDisk:
             continue
+        except PermissionError:  # on Windows a file open elsewhere refuses the rename, often only for a moment
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(LOCKED_RETRY_S)
     raise ChangedOnDisk(Path(path))
+
+
+def apply_change(path: str | Path, lot_key: str, changes: Mapping[str, str], expected: Mapping[str, str],
+                 now: datetime | None = None) -> ReviewFile:
+    """`apply_changes` for one lot."""
+    return apply_changes(path, {lot_key: (changes, expected)}, now)

@@ -2,18 +2,18 @@
 // notes scraped from the web or typed by anyone are never parsed as HTML.
 "use strict";
 
-const state = { token: "", works: [], shown: [], current: 0, artist: "" };
+const state = { token: "", works: [], shown: [], current: 0, artist: null, lost: [] };
 const $ = (id) => document.getElementById(id);
 
+// The server puts the token in the page it serves (only to a request that has it), so a second tab opened at
+// the app's address works too; the address bar loses the ?token= the printed URL carried.
 function takeToken() {
+  state.token = document.querySelector('meta[name="review-token"]').content;
   const url = new URL(window.location.href);
-  const fromUrl = url.searchParams.get("token");
-  if (fromUrl) {
-    sessionStorage.setItem("reviewToken", fromUrl);
+  if (url.searchParams.has("token")) {
     url.searchParams.delete("token");
     history.replaceState(null, "", url.pathname + url.search);
   }
-  state.token = fromUrl || sessionStorage.getItem("reviewToken") || "";
 }
 
 async function api(path, body) {
@@ -28,28 +28,30 @@ async function api(path, body) {
 
 function say(text) { $("status").textContent = text; }
 
+function artistName(name) { return name || "(no artist)"; }
+
 async function loadArtists(keep) {
-  const { status, data } = await api("/api/artists");
+  const { status, data } = await api("api/artists");
   if (status !== 200) { say(data.error); return; }
   $("file-name").textContent = data.file;
   const select = $("artist");
-  const chosen = keep || select.value;
+  const chosen = keep ?? select.value;
   select.replaceChildren(...data.artists.map((a) => {
     const option = document.createElement("option");
     option.value = a.artist;
-    option.textContent = `${a.artist} — ${a.works} works: ${a.kept} kept, ${a.dropped} dropped, ` +
+    option.textContent = `${artistName(a.artist)} — ${a.works} works: ${a.kept} kept, ${a.dropped} dropped, ` +
       `${a.unreviewed} not yet reviewed`;
     return option;
   }));
-  if (chosen && data.artists.some((a) => a.artist === chosen)) select.value = chosen;
+  if (data.artists.some((a) => a.artist === chosen)) select.value = chosen;
   const mine = data.artists.find((a) => a.artist === select.value);
-  $("counts").textContent = mine ? `${mine.artist}: ${mine.kept} kept, ${mine.dropped} dropped, ` +
+  $("counts").textContent = mine ? `${artistName(mine.artist)}: ${mine.kept} kept, ${mine.dropped} dropped, ` +
     `${mine.unreviewed} not yet reviewed of ${mine.works}` : "No works in the manifest.";
 }
 
 async function loadWorks() {
   state.artist = $("artist").value;
-  const { status, data } = await api(`/api/works?artist=${encodeURIComponent(state.artist)}`);
+  const { status, data } = await api(`api/works?artist=${encodeURIComponent(state.artist)}`);
   if (status !== 200) { say(data.error); return; }
   state.works = data.works;
   const flags = new Set(state.works.flatMap((w) => w.flags.split(";").map((f) => f.trim()).filter(Boolean)));
@@ -85,7 +87,7 @@ function card(work) {
   const image = document.createElement("img");
   image.alt = work.title;
   image.loading = "lazy";
-  image.src = `/thumb?key=${encodeURIComponent(work.lot_key)}`;
+  image.src = `thumb?key=${encodeURIComponent(work.lot_key)}`;
   image.addEventListener("click", () => openViewer(work));
   const meta = document.createElement("div");
   const row = span("row", `row ${work._row}`);
@@ -147,18 +149,64 @@ function cardOf(work) {
 async function decide(work, changes, expected) {
   const shown = expected || { decision: work.decision, note: work.note };
   const sent = Object.fromEntries(Object.keys(changes).map((k) => [k, shown[k]]));
-  const { status, data } = await api("/api/decide", { lot_key: work.lot_key, changes, expected: sent });
+  const { status, data } = await api("api/decide", { lot_key: work.lot_key, changes, expected: sent });
   const article = cardOf(work);
   if (status === 200) {
     Object.assign(work, data.work);
     if (article) { article.querySelector(".conflict").hidden = true; paint(article, work); }
     say(`Saved: ${work.lot_key} ${Object.entries(changes).map(([k, v]) => `${k} = ${v || "(empty)"}`).join(", ")}`);
     loadArtists(state.artist);
-  } else if (status === 409) {
+  } else if (status === 409 && data.conflict) {
     showConflict(article, work, changes, data.conflict);
+    loadLost();
+  } else {
+    say(`Not saved: ${data.error}`);
+    if (status === 423) loadLost(); // kept in the journal: listed above, to restore once the file is free
+  }
+}
+
+// Decisions the journal has and the file lost (a spreadsheet saved an older copy, a locked file), by work.
+async function loadLost() {
+  const { status, data } = await api("api/lost");
+  if (status !== 200) { say(data.error); return; }
+  state.lost = data.lost;
+  const box = $("lost");
+  box.hidden = !state.lost.length;
+  $("restore-all").textContent = `Restore all ${state.lost.length}`;
+  $("lost-summary").textContent = `${state.lost.length} work(s) in ${data.journal} have a decision or note that ` +
+    "the file no longer holds (a spreadsheet saved an older copy, or the file was locked). Restore writes the " +
+    "recorded value back; Keep the file's keeps what the file has now.";
+  $("lost-list").replaceChildren(...state.lost.map(lostItem));
+}
+
+function lostItem(item) {
+  const li = document.createElement("li");
+  li.dataset.lotKey = item.lot_key;
+  const changes = Object.entries(item.journal).map(([name, value]) =>
+    `${name}: recorded ${value || "(empty)"}, the file has ${item[name] || "(empty)"}`).join("; ");
+  li.append(span("", `row ${item._row} · ${item.lot_key} · ${artistName(item.artist)}: ${item.title} — ${changes} ` +
+    `(${item.source}, ${item.time})`));
+  for (const [label, keep] of [["Restore", "journal"], ["Keep the file's", "file"]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.addEventListener("click", () => settle(keep, [item]));
+    li.append(button);
+  }
+  return li;
+}
+
+async function settle(keep, items) {
+  const works = Object.fromEntries(items.map((i) => [i.lot_key, { decision: i.decision, note: i.note }]));
+  const { status, data } = await api("api/settle", { keep, works });
+  if (status === 200) {
+    say(`${keep === "journal" ? "Restored" : "Kept the file's value of"} ${data.settled.length} work(s).`);
+  } else if (status === 409) {
+    say("The file changed meanwhile: the list shows it as it is now.");
   } else {
     say(`Not saved: ${data.error}`);
   }
+  await reload();
 }
 
 function showConflict(article, work, changes, current) {
@@ -191,10 +239,10 @@ function focusCard(index) {
 }
 
 function openViewer(work) {
-  $("viewer-image").src = `/image?key=${encodeURIComponent(work.lot_key)}`;
+  $("viewer-image").src = `image?key=${encodeURIComponent(work.lot_key)}`;
   $("viewer-image").alt = work.title;
   $("viewer-title").textContent = work.title;
-  const facts = [["Artist", work.artist], ["Medium", work.medium], ["Dimensions", work.dimensions],
+  const facts = [["Artist", artistName(work.artist)], ["Medium", work.medium], ["Dimensions", work.dimensions],
     ["Kind", work.kind], ["Sale", `${work.sale_title} (${work.sale_date})`], ["Flags", work.flags],
     ["Reasons", work.flag_reasons], ["Suggested", work.suggested_decision], ["Decision", work.decision],
     ["Row in the CSV", work._row], ["lot_key", work.lot_key]];
@@ -212,7 +260,7 @@ function openViewer(work) {
 }
 
 function onKey(event) {
-  if ($("viewer").open || event.target.tagName === "SELECT") return;
+  if ($("viewer").open || event.target.tagName === "SELECT" || event.target.closest("#lost")) return;
   const work = state.shown[state.current];
   const keys = {
     ArrowRight: () => focusCard(state.current + 1), ArrowDown: () => focusCard(state.current + 1),
@@ -226,14 +274,19 @@ function onKey(event) {
   }
 }
 
-// Back from the spreadsheet (the tab becomes visible again): show the file as it is now, on the same work.
-async function refresh() {
-  if (document.visibilityState !== "visible" || !state.artist) return;
+// Back from the spreadsheet (the tab becomes visible again): show the file as it is now, on the same work, and
+// what it lost.
+async function reload() {
   const key = state.shown[state.current] && state.shown[state.current].lot_key;
   await loadArtists(state.artist);
   await loadWorks();
   const index = state.shown.findIndex((w) => w.lot_key === key);
   if (index >= 0) focusCard(index);
+  await loadLost();
+}
+
+function refresh() {
+  if (document.visibilityState === "visible" && state.artist !== null) reload();
 }
 
 async function start() {
@@ -246,9 +299,12 @@ async function start() {
   }
   document.addEventListener("keydown", onKey);
   document.addEventListener("visibilitychange", refresh);
+  window.addEventListener("focus", () => state.artist !== null && loadLost()); // a spreadsheet beside the window
+  $("restore-all").addEventListener("click", () => settle("journal", state.lost));
   await loadArtists();
   await loadWorks();
-  say("Ready.");
+  await loadLost();
+  say(state.lost.length ? "Ready. The file lost decisions: see the list above." : "Ready.");
 }
 
 start();

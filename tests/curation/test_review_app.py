@@ -3,7 +3,10 @@ curator's session in the real headless browser."""
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,12 +62,12 @@ def app(project):
 
 def get(server, path: str, token: str | None = "t0ken", **kwargs) -> requests.Response:
     headers = {"X-Review-Token": token} if token else {}
-    return requests.get(f"{server.origin}{path}", headers=headers | kwargs.pop("headers", {}), timeout=10, **kwargs)
+    return requests.get(server.app_url + path.removeprefix("/"), headers=headers | kwargs.pop("headers", {}), timeout=10, **kwargs)
 
 
 def post(server, body, token: str | None = "t0ken", **headers) -> requests.Response:
     base = {"Content-Type": "application/json"} | ({"X-Review-Token": token} if token else {})
-    return requests.post(f"{server.origin}/api/decide", json=body, headers=base | headers, timeout=10)
+    return requests.post(f"{server.app_url}api/decide", json=body, headers=base | headers, timeout=10)
 
 
 def test_serves_counts_works_and_media_of_the_manifest(app):
@@ -77,11 +80,11 @@ def test_serves_counts_works_and_media_of_the_manifest(app):
     thumb = get(app, "/thumb?key=www-1-2")
     assert thumb.status_code == 200 and thumb.headers["Content-Type"] == "image/jpeg"
     assert get(app, "/image?key=www-2-1").content[:2] == b"\xff\xd8"
-    page = requests.get(f"{app.origin}/?token=t0ken", timeout=10)
+    page = requests.get(f"{app.app_url}?token=t0ken", timeout=10)
     assert page.status_code == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert "HttpOnly" in page.headers["Set-Cookie"] and "SameSite=Strict" in page.headers["Set-Cookie"]
     # the cookie the page set is enough for reads (the images the page shows)
-    assert requests.get(f"{app.origin}/thumb?key=www-1-1", cookies={"review_token": "t0ken"}, timeout=10).ok
+    assert requests.get(f"{app.app_url}thumb?key=www-1-1", cookies={"review_token": "t0ken"}, timeout=10).ok
 
 
 def test_a_decision_is_written_at_once_with_a_backup_first(app, project):
@@ -127,10 +130,10 @@ def test_refused_writes_get_a_4xx_and_change_nothing(app, project, case):
     elif case == "foreign origin":
         answer = post(app, good, Origin="http://evil.example")
     elif case == "form post":
-        answer = requests.post(f"{app.origin}/api/decide", data={"lot_key": "www-1-1"}, timeout=10,
+        answer = requests.post(f"{app.app_url}api/decide", data={"lot_key": "www-1-1"}, timeout=10,
                                headers={"X-Review-Token": "t0ken"})
     elif case == "not json":
-        answer = requests.post(f"{app.origin}/api/decide", data=b"{nope", timeout=10,
+        answer = requests.post(f"{app.app_url}api/decide", data=b"{nope", timeout=10,
                                headers={"X-Review-Token": "t0ken", "Content-Type": "application/json"})
     elif case == "bad decision":
         answer = post(app, {**good, "changes": {"decision": "maybe"}})
@@ -173,3 +176,117 @@ def test_the_command_prints_the_url_with_its_token_first(project):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+GOOD = {"lot_key": "www-1-1", "changes": {"decision": "drop"}, "expected": {"decision": "keep"}}
+
+
+@pytest.mark.parametrize("refusal", [{"X-Review-Token": "guess"}, {"Content-Type": "text/plain"},
+                                     {"Origin": "http://evil.example"}, {"body": b"x" * (review_app.MAX_BODY_BYTES + 1)}])
+def test_a_refused_write_leaves_nothing_in_the_connection_for_the_next_request(app, refusal):
+    headers = {"Content-Type": "application/json", "X-Review-Token": "t0ken", "Host": app.origin[7:]}
+    body = refusal.pop("body", json.dumps(GOOD).encode())
+    connection = http.client.HTTPConnection(*app.server_address[:2], timeout=10)
+    try:
+        connection.request("POST", f"{app.base}api/decide", body=body, headers=headers | refusal)
+        refused = connection.getresponse()
+        assert 400 <= refused.status < 500 and "error" in json.loads(refused.read())
+        connection.request("GET", f"{app.base}api/artists", headers=headers)  # the same (kept-alive) connection
+        after = connection.getresponse()
+        assert after.status == 200 and json.loads(after.read())["artists"][0]["artist"] == "Ann A"
+    finally:
+        connection.close()
+
+
+def test_works_without_an_artist_can_be_reviewed(app, project):
+    manifest = project / "data/review/manifest.csv"
+    manifest.write_bytes(manifest.read_bytes().replace(b",Bob B,", b",,"))
+    assert {"artist": "", "works": 1, "kept": 1, "dropped": 0, "unreviewed": 1} in get(app, "/api/artists").json()["artists"]
+    works = get(app, "/api/works?artist=")
+    assert works.status_code == 200 and [w["lot_key"] for w in works.json()["works"]] == ["www-2-1"]
+
+
+def test_a_note_a_csv_cannot_hold_is_a_400_naming_the_field(app, project):
+    manifest, journal = project / "data/review/manifest.csv", project / "data/review/journal.jsonl"
+    before = manifest.read_bytes()
+    answer = requests.post(f"{app.app_url}api/decide", timeout=10, data=b'{"lot_key": "www-1-1", "changes": '
+                           b'{"note": "a \\ud800 b"}, "expected": {"note": ""}}',
+                           headers={"X-Review-Token": "t0ken", "Content-Type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["error"].startswith("note: not valid text")
+    assert manifest.read_bytes() == before and not journal.exists()
+
+
+def test_each_decision_is_journalled_before_the_file_is_written(app, project):
+    assert post(app, GOOD).ok
+    [line] = (project / "data/review/journal.jsonl").read_text(encoding="utf-8").splitlines()
+    entry = json.loads(line)
+    assert (entry["lot_key"], entry["decision"], entry["note"], entry["source"]) == ("www-1-1", "drop", None, "app")
+    assert ReviewFile.read(project / "data/review/manifest.csv").row("www-1-1")["reviewed_at"] == entry["time"]
+
+
+def test_decisions_a_stale_copy_lost_are_listed_and_restored_in_one_request(app, project):
+    manifest = project / "data/review/manifest.csv"
+    stale = manifest.read_bytes()
+    assert post(app, GOOD).ok
+    assert post(app, {"lot_key": "www-2-1", "changes": {"note": "framed"}, "expected": {"note": ""}}).ok
+    assert get(app, "/api/lost").json()["lost"] == []
+    manifest.write_bytes(stale)  # a spreadsheet that opened the file before saves its copy
+    lost = get(app, "/api/lost").json()["lost"]
+    assert [(w["lot_key"], w["_row"], w["decision"], w["journal"]) for w in lost] == [
+        ("www-1-1", "2", "keep", {"decision": "drop"}), ("www-2-1", "5", "keep", {"note": "framed"})]
+    works = {w["lot_key"]: {"decision": w["decision"], "note": w["note"]} for w in lost}
+    answer = requests.post(f"{app.app_url}api/settle", json={"keep": "journal", "works": works}, timeout=10,
+                           headers={"X-Review-Token": "t0ken"})
+    assert answer.status_code == 200 and answer.json()["settled"] == ["www-1-1", "www-2-1"]
+    rows = {r["lot_key"]: r for r in ReviewFile.read(manifest).rows()}
+    assert (rows["www-1-1"]["decision"], rows["www-2-1"]["note"]) == ("drop", "framed")
+    assert get(app, "/api/lost").json()["lost"] == []
+
+
+def test_a_locked_file_is_a_clear_423_the_decision_kept_in_the_journal_to_restore(app, project, monkeypatch):
+    manifest = project / "data/review/manifest.csv"
+    real_replace = os.replace
+
+    def locked(source, target):  # what Windows answers while Excel has the file open
+        if Path(target) == manifest:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        real_replace(source, target)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", locked)
+        answer = post(app, GOOD)
+    assert answer.status_code == 423
+    assert "data/review/manifest.csv cannot be written" in answer.json()["error"]
+    assert "kept in data/review/journal.jsonl" in answer.json()["error"]
+    assert read_curator_manifest(manifest).set_index("lot_key").loc["www-1-1", "decision"] == "keep"
+    [lost] = get(app, "/api/lost").json()["lost"]
+    assert (lost["lot_key"], lost["journal"]) == ("www-1-1", {"decision": "drop"})
+    answer = requests.post(f"{app.app_url}api/settle", timeout=10, headers={"X-Review-Token": "t0ken"},
+                           json={"keep": "journal", "works": {"www-1-1": {"decision": "keep", "note": ""}}})
+    assert answer.ok and read_curator_manifest(manifest).set_index("lot_key").loc["www-1-1", "decision"] == "drop"
+
+
+def test_the_cookie_is_scoped_to_this_launchs_path_and_a_second_tab_gets_the_token(app):
+    page = requests.get(f"{app.app_url}?token=t0ken", timeout=10)
+    cookie = page.headers["Set-Cookie"]
+    assert f"Path={app.base};" in cookie and len(app.base) > 10  # browsers send it to no other path, on any port
+    second_tab = requests.get(app.app_url, cookies={"review_token": "t0ken"}, timeout=10)
+    assert second_tab.ok and '<meta name="review-token" content="t0ken">' in second_tab.text
+    for elsewhere in (f"{app.origin}/", f"{app.origin}/api/artists", app.app_url):
+        answer = requests.get(elsewhere, timeout=10)
+        assert answer.status_code in (403, 404) and "Open the address it printed" in answer.text
+        assert "t0ken" not in answer.text
+
+
+def test_the_command_lists_and_restores_lost_decisions(app, project):
+    manifest = project / "data/review/manifest.csv"
+    stale = manifest.read_bytes()
+    assert post(app, GOOD).ok
+    manifest.write_bytes(stale)
+    command = [sys.executable, "-m", "curation.review_app", "--root", str(project)]
+    listed = subprocess.run([*command, "--lost"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 1 and "row 2 (www-1-1, Ann A: Red): decision is 'keep' in the file but 'drop'" in listed.stdout
+    restored = subprocess.run([*command, "--restore"], capture_output=True, text=True, timeout=60)
+    assert restored.returncode == 0 and "restored 1 work(s)" in restored.stdout
+    assert subprocess.run([*command, "--lost"], capture_output=True, timeout=60).returncode == 0
+    assert read_curator_manifest(manifest).set_index("lot_key").loc["www-1-1", "decision"] == "drop"

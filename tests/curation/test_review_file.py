@@ -33,7 +33,7 @@ def test_a_change_keeps_the_users_format_and_every_other_cell(sheet):
     assert text.startswith("\ufeff") and "\n" not in text.replace("\r\n", "")
     assert lines[0] == "\ufeffdecision;lot_key;My column;note;title;reviewed_at"
     assert lines[1] == "keep;www-1-1;mine;;'=SUM(A1)" and lines[2] == "drop;www-1-2;;sketch?;Blue"
-    assert lines[3] == "drop;www-1-3;x;'=HYPERLINK(x);Green;2026-12-01T12:30:00Z"  # the note is guarded
+    assert lines[4] == "drop;www-1-3;x;'=HYPERLINK(x);Green;2026-12-01T12:30:00.000000Z"  # the note is guarded
     read = read_curator_manifest(sheet)  # and the pipeline reads it as before
     assert read.set_index("lot_key").loc["www-1-3", "note"] == "=HYPERLINK(x)"
     assert read.set_index("lot_key").loc["www-1-1", "title"] == "=SUM(A1)"
@@ -84,3 +84,32 @@ def test_a_file_without_the_columns_or_with_a_duplicate_is_refused(tmp_path):
     bad.write_text("lot_key,decision\nwww-1-1,keep\nwww-1-1,drop\n", encoding="utf-8")
     with pytest.raises(ReviewCsvError, match="row 3, column lot_key"):
         ReviewFile.read(bad)
+
+
+def test_a_write_keeps_blank_rows_and_the_row_numbers_it_reports_match_the_file(sheet):
+    written = apply_change(sheet, "www-1-1", {"decision": "drop"}, {"decision": "keep"}, NOW)
+    assert sheet.read_bytes().decode("utf-8").split("\r\n")[3] == ""  # the blank row 4 is still there
+    on_disk = [(r["lot_key"], r["_row"]) for r in ReviewFile.read(sheet).rows()]
+    assert on_disk == [("www-1-1", "2"), ("www-1-2", "3"), ("www-1-3", "5")]
+    assert [(r["lot_key"], r["_row"]) for r in written.rows()] == on_disk  # what the app shows next
+
+
+def test_cells_beyond_the_header_are_kept_and_never_read_as_reviewed_at(tmp_path):
+    path = tmp_path / "manifest.csv"
+    path.write_text("lot_key,decision\nwww-1-1,keep,surprise\nwww-1-2,keep\nwww-1-3,keep,other\n", encoding="utf-8")
+    apply_change(path, "www-1-2", {"decision": "drop"}, {"decision": "keep"}, NOW)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[1] == "www-1-1,keep,surprise" and lines[3] == "www-1-3,keep,other"
+    rows = {r["lot_key"]: r for r in ReviewFile.read(path).rows()}
+    assert rows["www-1-1"]["reviewed_at"] == "" and rows["www-1-3"]["reviewed_at"] == ""
+    assert rows["www-1-2"]["reviewed_at"] == "2026-12-01T12:30:00.000000Z"
+    apply_change(path, "www-1-1", {"note": "x"}, {"note": ""}, NOW)  # a longer row written: its cell stays
+    assert path.read_text(encoding="utf-8").splitlines()[1].startswith("www-1-1,keep,surprise,")
+
+
+@pytest.mark.parametrize("note", ["\ud800 lone surrogate", "a NUL \x00 inside"])
+def test_text_a_csv_cannot_hold_is_refused_naming_the_field(sheet, note):
+    before = sheet.read_bytes()
+    with pytest.raises(ValueError, match="^note: "):
+        apply_change(sheet, "www-1-1", {"note": note}, {"note": ""}, NOW)
+    assert sheet.read_bytes() == before
