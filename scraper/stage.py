@@ -6,6 +6,7 @@ in-process beside it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any
 from common import atomic_write, read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_PACKAGE = Path(__file__).parent / "demo"
 
 # Settings for the loopback demo site only: it is ours and on 127.0.0.1, so politeness delays would only make
 # the stage slow. The live site always gets the polite defaults of scraper/settings.py.
@@ -34,10 +36,22 @@ DEMO_CRAWL_SETTINGS: dict[str, Any] = {
 logger = logging.getLogger(__name__)
 
 
+def demo_build_id(demo: Mapping[str, Any], start: str, package: Path = DEMO_PACKAGE) -> str:
+    """sha1 of the demo params, the first month and the source of the demo package (catalogue, renderer): what
+    the demo site serves. Keys what is kept of it between runs (its pictures, its archived answers)."""
+    digest = hashlib.sha1(json.dumps({"demo": demo, "start": start}, sort_keys=True, default=str).encode())
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
 def setting_value(value: Any) -> str:
-    """A Python value as a `-s NAME=VALUE` string Scrapy parses back (lists comma-joined, bools as 0/1)."""
+    """A Python value as a `-s NAME=VALUE` string Scrapy parses back (lists comma-joined, bools as 0/1,
+    dicts as JSON)."""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
     if isinstance(value, (list, tuple)):
         return ",".join(str(item) for item in value)
     return str(value)
@@ -55,13 +69,18 @@ def scrapy_command(spider: str, arguments: Mapping[str, str], settings: Mapping[
     return command
 
 
-def run_scrapy(command: list[str]) -> int:
-    """Run a crawl from the repository root (where scrapy.cfg is) and return its exit status."""
+def scrapy_env() -> dict[str, str]:
+    """The environment of a crawl subprocess: this repository first on the path, our settings module."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env["SCRAPY_SETTINGS_MODULE"] = "scraper.settings"
+    return env
+
+
+def run_scrapy(command: list[str]) -> int:
+    """Run a crawl from the repository root (where scrapy.cfg is) and return its exit status."""
     logger.info("running %s", " ".join(command))
-    return subprocess.run(command, cwd=REPO_ROOT, env=env, check=False).returncode
+    return subprocess.run(command, cwd=REPO_ROOT, env=scrapy_env(), check=False).returncode
 
 
 def read_stats(path: Path) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def write_params(path: Path, demo_params: dict, image_width: int = 160) -> Path:
     params = load_params(path=Path(__file__).parents[2] / "params.yaml")
     params["demo"] = demo_params
     params["scrape"] = {**params["scrape"], "site": "demo", "start": START, "end": END, "image_width": image_width,
-                        "categories": CATEGORIES, "min_items": 1}
+                        "categories": CATEGORIES, "min_items": 1, "archive": str(path.parent / "archive")}
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
     return path
 
