@@ -81,7 +81,7 @@ class CrawlProgress:
     def settle_month(self, year: int, month: int) -> None:
         self.months_settled.add(self.month_key(year, month))
 
-    def open_sale(self, sale_id: str, landing_url: str, month: str | None) -> None:
+    def open_sale(self, sale_id: str, landing_url: str, month: str | None = None) -> None:
         """A calendar named this sale (again: a resumed run re-reads calendars; settled sales stay settled)."""
         if sale_id not in self.sales_settled:
             self.sales_open.setdefault(sale_id, landing_url)
