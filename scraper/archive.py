@@ -9,6 +9,7 @@ Layout (one folder per calendar month, what DVC never deletes: `scrape.archive`,
 
     <root>/2019-01/settled.json     written last, atomically: the month is settled iff it reads
     <root>/2019-01/<key>.gz          one gzip'd response body per request (key: sha256 of method, URL, body)
+    <root>/2019-01/recorded.jsonl    answers recorded since the month last settled (merged, then removed)
 
 `settled.json` lists each entry's URL, status, a few headers, and the sha256 and size of its body: an entry
 whose bytes do not match (a truncated or corrupted file) is never replayed, its request goes to the site
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 MONTH_META = "christies_month"  # "YYYY-MM": the calendar month a request belongs to
 ARCHIVED_FLAG = "archived"  # Response.flags of a replayed answer
 MANIFEST = "settled.json"
+RECORDED = "recorded.jsonl"
 FORMAT = 1
 KEPT_HEADERS = ("Content-Type", "Content-Encoding", "Location")
 MONTH_FOLDER = re.compile(r"\d{4}-\d{2}")
@@ -133,7 +135,6 @@ class ResponseArchive:
         self.settled: dict[str, dict[str, dict[str, Any]]] = {}
         for month in settled_months(self.root):
             self.settled[month] = read_manifest(self.root / month) or {}
-        self.recorded: dict[str, dict[str, dict[str, Any]]] = {}  # this run's new answers, by month
 
     def key(self, method: str, url: str, body: bytes = b"") -> str:
         return entry_key(method, self.origins.publish_text(url), self.origins.publish(body))
@@ -168,14 +169,30 @@ class ResponseArchive:
         tmp = folder / f".{key}.gz.tmp"
         tmp.write_bytes(gzip.compress(body, compresslevel=6, mtime=0))
         os.replace(tmp, folder / f"{key}.gz")
-        self.recorded.setdefault(month, {})[key] = {
-            "url": self.origins.publish_text(url), "status": status, "headers": kept,
-            "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)}
+        entry = {"key": key, "url": self.origins.publish_text(url), "status": status, "headers": kept,
+                 "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)}
+        with open(folder / RECORDED, "a", encoding="utf-8") as fh:  # survives a stop between record and settle
+            fh.write(json.dumps(entry) + "\n")
+
+    def recorded(self, month: str) -> dict[str, dict[str, Any]]:
+        """Answers recorded for `month` since it last settled (a half-written last line is skipped)."""
+        entries: dict[str, dict[str, Any]] = {}
+        try:
+            lines = (self.root / month / RECORDED).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return entries
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                entries[entry.pop("key")] = entry
+            except (ValueError, KeyError, AttributeError):
+                continue
+        return entries
 
     def settle(self, month: str) -> bool:
-        """Mark `month` settled: its manifest lists the answers settled before and those recorded in this run;
-        files it does not list (left by a killed or failed run) are removed. Returns whether anything changed."""
-        new = self.recorded.pop(month, {})
+        """Mark `month` settled: its manifest lists the answers settled before and those recorded since; files
+        it does not list (left by a killed or failed run) are removed. Returns whether anything changed."""
+        new = self.recorded(month)
         if month in self.settled and not new:
             return False
         entries = {**self.settled.get(month, {}), **new}

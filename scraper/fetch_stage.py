@@ -28,9 +28,18 @@ from pathlib import Path
 
 from common import load_params, write_json
 from scraper.crawl_check import image_crawl_errors, read_jsonl_unique
-from scraper.scrape_stage import check_contact, check_section, demo_site
 from scraper.spiders.christies_images import read_image_list
-from scraper.stage import DEMO_CRAWL_SETTINGS, demo_build_id, read_stats, run_scrapy, scrapy_command, write_jsonl
+from scraper.stage import (
+    DEMO_CRAWL_SETTINGS,
+    check_contact,
+    check_section,
+    demo_build_id,
+    demo_site,
+    read_stats,
+    run_scrapy,
+    scrapy_command,
+    write_jsonl,
+)
 
 logger = logging.getLogger("scraper.fetch_stage")
 

@@ -1,6 +1,7 @@
 """Know before you go: what a crawl of the configured range will ask the site, before it asks anything.
 
-    python -m scraper.plan [--params params.yaml]          (= make crawl-plan)
+    python -m scraper.plan [--params params.yaml] [--profile profiles/paper.yaml]
+    make crawl-plan [PROFILE=profiles/paper.yaml]
 
 Prints the months of `scrape.start..end` already settled in the response archive (replayed, no request),
 the months to fetch, the estimated requests (the mean per settled month in the archive, else a prior) and
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from common import load_params
+from common.params import select_keys
+from common.profiles import apply_profile, check_profile, load_profile
 from scraper import parsing
 from scraper import settings as crawl_defaults
 from scraper.archive import settled_months
@@ -122,8 +125,14 @@ def crawl_plan(scrape: Mapping[str, Any], demo: Mapping[str, Any]) -> CrawlPlan:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--profile", type=Path, help="a profile applied over the params (as make repro-paper does)")
     args = parser.parse_args(argv)
-    params = load_params(path=args.params, keys=PARAMS)
+    params = load_params(path=args.params)
+    if args.profile is not None:
+        profile = load_profile(args.profile)
+        check_profile(profile, params, args.profile)
+        params = apply_profile(params, profile)
+    params = select_keys(params, PARAMS, args.params)
     print("\n".join(crawl_plan(params["scrape"], params["demo"]).lines()), flush=True)
     return 0
 

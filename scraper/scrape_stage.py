@@ -29,7 +29,17 @@ from typing import Any
 from common import load_params, write_json
 from scraper.crawl_check import lot_crawl_errors, read_jsonl, read_jsonl_unique
 from scraper.plan import crawl_plan
-from scraper.stage import DEMO_CRAWL_SETTINGS, count_lines, read_stats, run_scrapy, scrapy_command, write_jsonl
+from scraper.stage import (
+    DEMO_CRAWL_SETTINGS,
+    check_contact,
+    check_section,
+    count_lines,
+    demo_site,
+    read_stats,
+    run_scrapy,
+    scrapy_command,
+    write_jsonl,
+)
 
 logger = logging.getLogger("scraper.scrape_stage")
 
@@ -41,27 +51,6 @@ PARAMS = (
 SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items", "archive")
 # The demo's origins as written into the crawl's outputs: those `python -m scraper.demo` serves by default.
 DEMO_PUBLIC_ORIGINS = {"www": "http://127.0.0.1:8800", "online": "http://127.0.0.1:8801"}
-# params.yaml's shipped contact: the project's own issue tracker, not the person who runs the crawl.
-PLACEHOLDER_CONTACT = "https://github.com/christies-dcec/christies-dcec/issues"
-
-
-def check_section(section: Mapping[str, Any], keys: tuple[str, ...], name: str, params_path: Path) -> None:
-    missing = [key for key in keys if key not in section]
-    if missing:
-        raise KeyError(f"{params_path}: section {name!r} lacks {', '.join(missing)}")
-
-
-def check_contact(scrape: Mapping[str, Any], params_path: Path) -> None:
-    """A live crawl names who runs it: refuse the shipped placeholder (or nothing) in scrape.contact."""
-    contact = str(scrape.get("contact") or "").strip()
-    if scrape.get("site") == "live" and contact in ("", PLACEHOLDER_CONTACT):
-        raise SystemExit(
-            f"{params_path}: scrape.contact is {'empty' if not contact else 'still the placeholder ' + contact}. "
-            "A live crawl puts it into the User-Agent so that Christie's can reach whoever runs the crawl: set it "
-            "to your e-mail address or a web page about your project, e.g. "
-            "`dvc exp run -S 'scrape.contact=mailto:you@example.org'` or edit params.yaml.")
-
-
 def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: str, job: Path, fast: bool,
                    archive: Path | None = None, origins: Mapping[str, str] | None = None) -> dict[str, Any]:
     settings: dict[str, Any] = {
@@ -161,13 +150,6 @@ def remove_stale_demo_archives(archive: Path) -> None:
         if folder != archive and folder.is_dir():
             logger.info("removing %s: answers of another demo build", folder)
             shutil.rmtree(folder)
-
-
-def demo_site(demo_params: Mapping[str, Any], start: str) -> Any:
-    """The demo site context manager (imported lazily: the live crawl does not need it)."""
-    from scraper.demo import DemoSite, build_catalogue  # noqa: PLC0415
-
-    return DemoSite(build_catalogue(demo_params, start=start), faults=None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,9 @@ from common import atomic_write, read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_PACKAGE = Path(__file__).parent / "demo"
+# The demo's modules that decide what it serves (records and pictures); dvc.yaml lists the same files. Its
+# fault injection, command line and package init do not: changing them keeps the demo's pictures and answers.
+DEMO_SOURCES = ("artwork.py", "catalogue.py", "payloads.py", "prices.py", "server.py")
 
 # Settings for the loopback demo site only: it is ours and on 127.0.0.1, so politeness delays would only make
 # the stage slow. The live site always gets the polite defaults of scraper/settings.py.
@@ -35,13 +38,41 @@ DEMO_CRAWL_SETTINGS: dict[str, Any] = {
 
 logger = logging.getLogger(__name__)
 
+# params.yaml's shipped contact: the project's own issue tracker, not the person who runs the crawl.
+PLACEHOLDER_CONTACT = "https://github.com/christies-dcec/christies-dcec/issues"
+
+
+def check_section(section: Mapping[str, Any], keys: tuple[str, ...], name: str, params_path: Path) -> None:
+    missing = [key for key in keys if key not in section]
+    if missing:
+        raise KeyError(f"{params_path}: section {name!r} lacks {', '.join(missing)}")
+
+
+def check_contact(scrape: Mapping[str, Any], params_path: Path) -> None:
+    """A live crawl names who runs it: refuse the shipped placeholder (or nothing) in scrape.contact."""
+    contact = str(scrape.get("contact") or "").strip()
+    if scrape.get("site") == "live" and contact in ("", PLACEHOLDER_CONTACT):
+        raise SystemExit(
+            f"{params_path}: scrape.contact is {'empty' if not contact else 'still the placeholder ' + contact}. "
+            "A live crawl puts it into the User-Agent so that Christie's can reach whoever runs the crawl: set it "
+            "to your e-mail address or a web page about your project, e.g. "
+            "`dvc exp run -S 'scrape.contact=mailto:you@example.org'` or edit params.yaml.")
+
+
+def demo_site(demo_params: Mapping[str, Any], start: str) -> Any:
+    """The demo site context manager (imported lazily: the live crawl does not need it)."""
+    from scraper.demo import DemoSite, build_catalogue  # noqa: PLC0415
+
+    return DemoSite(build_catalogue(demo_params, start=start), faults=None)
+
 
 def demo_build_id(demo: Mapping[str, Any], start: str, package: Path = DEMO_PACKAGE) -> str:
-    """sha1 of the demo params, the first month and the source of the demo package (catalogue, renderer): what
-    the demo site serves. Keys what is kept of it between runs (its pictures, its archived answers)."""
+    """sha1 of the demo params, the first month and the demo's DEMO_SOURCES (catalogue, renderer, server):
+    what the demo site serves. Keys what is kept of it between runs (its pictures, its archived answers)."""
     digest = hashlib.sha1(json.dumps({"demo": demo, "start": start}, sort_keys=True, default=str).encode())
-    for source in sorted(package.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for name in DEMO_SOURCES:
+        if (source := package / name).is_file():
+            digest.update(name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
 
 
