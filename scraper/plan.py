@@ -32,10 +32,11 @@ ROBOTS_REQUESTS = 2  # robots.txt of www and onlineonly, once per crawl that ask
 PARAMS = ("scrape.site", "scrape.start", "scrape.end", "scrape.archive", "demo")
 
 
-def archive_root(scrape: Mapping[str, Any], demo: Mapping[str, Any]) -> Path:
+def archive_root(scrape: Mapping[str, Any], demo: Mapping[str, Any], params_dir: Path) -> Path:
     """`<scrape.archive>/live`, or `<scrape.archive>/demo-<build>`: the demo's answers are kept only for the
-    demo params and code that served them (stage.demo_build_id)."""
-    root = Path(str(scrape["archive"])).resolve()
+    demo params and code that served them (stage.demo_build_id). A relative `scrape.archive` is relative to
+    the folder of params.yaml (the repository, where DVC runs the stage)."""
+    root = (params_dir / str(scrape["archive"])).resolve()
     if scrape["site"] == "demo":
         return root / f"demo-{demo_build_id(demo, str(scrape['start']))[:16]}"
     return root / "live"
@@ -103,8 +104,8 @@ class CrawlPlan:
         ]
 
 
-def crawl_plan(scrape: Mapping[str, Any], demo: Mapping[str, Any]) -> CrawlPlan:
-    root = archive_root(scrape, demo)
+def crawl_plan(scrape: Mapping[str, Any], demo: Mapping[str, Any], params_dir: Path) -> CrawlPlan:
+    root = archive_root(scrape, demo, params_dir)
     months = [f"{y:04d}-{m:02d}" for y, m in parsing.months(str(scrape["start"]), str(scrape["end"]))]
     archived = settled_months(root)
     if archived:
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         check_profile(profile, params, args.profile)
         params = apply_profile(params, profile)
     params = select_keys(params, PARAMS, args.params)
-    print("\n".join(crawl_plan(params["scrape"], params["demo"]).lines()), flush=True)
+    print("\n".join(crawl_plan(params["scrape"], params["demo"], args.params.parent).lines()), flush=True)
     return 0
 
 

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     site_kind = scrape["site"]
     if site_kind not in ("demo", "live"):
         raise ValueError(f"{args.params}: scrape.site is {site_kind!r}; expected 'demo' or 'live'")
-    plan = crawl_plan(scrape, demo)
+    plan = crawl_plan(scrape, demo, args.params.parent)
     print("\n".join(plan.lines()), flush=True)
     raw_dir, crawls_dir = args.raw_dir.resolve(), args.crawls_dir.resolve()
     raw_dir.mkdir(parents=True, exist_ok=True)

@@ -192,11 +192,11 @@ def test_the_plan_and_the_stage_print_settled_months_and_the_estimate_first(tmp_
                                                                               capsys):
     params = load_params(path=REPO_ROOT / "params.yaml")
     params["demo"] = demo_params
-    params["scrape"] = {**params["scrape"], "start": START, "end": LATER, "archive": str(tmp_path / "archive"),
-                        "categories": CATEGORIES, "min_items": 1}
+    params["scrape"] = {**params["scrape"], "start": START, "end": LATER, "categories": CATEGORIES,
+                        "min_items": 1}  # the shipped relative scrape.archive: beside this params.yaml
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
-    target = plan.crawl_plan(params["scrape"], params["demo"]).archive
+    target = plan.crawl_plan(params["scrape"], params["demo"], tmp_path).archive
     shutil.copytree(reference[0], target)
     per_month = sum(settled_months(target).values()) / 24
 
@@ -209,3 +209,4 @@ def test_the_plan_and_the_stage_print_settled_months_and_the_estimate_first(tmp_
     assert scrape_stage.main(["--params", str(path), "--raw-dir", str(tmp_path / "raw"),
                               "--crawls-dir", str(tmp_path / "crawls")]) == 0
     assert capsys.readouterr().out.splitlines()[:5] == lines
+    assert target.is_relative_to(tmp_path) and len(settled_months(target)) == 29
