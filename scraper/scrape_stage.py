@@ -51,6 +51,8 @@ PARAMS = (
 SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items", "archive")
 # The demo's origins as written into the crawl's outputs: those `python -m scraper.demo` serves by default.
 DEMO_PUBLIC_ORIGINS = {"www": "http://127.0.0.1:8800", "online": "http://127.0.0.1:8801"}
+
+
 def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: str, job: Path, fast: bool,
                    archive: Path | None = None, origins: Mapping[str, str] | None = None) -> dict[str, Any]:
     settings: dict[str, Any] = {
