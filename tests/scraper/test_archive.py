@@ -22,6 +22,7 @@ from common import load_params
 from scraper import plan, scrape_stage
 from scraper.archive import MANIFEST, ResponseArchive, settled_months
 from scraper.demo import DemoSite, build_catalogue
+from scraper.parsing import months
 from scraper.stage import REPO_ROOT, scrapy_env
 
 CATEGORIES = ["category_7", "category_11"]
@@ -33,8 +34,6 @@ PUBLISHED = ("http://127.0.0.1:8800", "http://127.0.0.1:8801")
 
 
 def month_range(start: str, end: str) -> list[str]:
-    from scraper.parsing import months
-
     return [f"{y:04d}-{m:02d}" for y, m in months(start, end)]
 
 
