@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro repro-paper repro-mission bench-mission bench-ray review test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-keras bench-paper clean-venv
+.PHONY: repro crawl-plan repro-paper repro-mission bench-mission bench-ray review test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-keras bench-paper clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ venv: $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# What the scrape stage would ask the site (settled months, months to fetch, requests, time), asking nothing.
+crawl-plan: $(STAMP)
+	$(BIN)/python -m scraper.plan $(if $(PROFILE),--profile $(PROFILE))
 
 # The paper's configuration (profiles/paper.yaml: live crawl, 50 x 250 works, GPU if present); docs/PAPER_PROFILE.md.
 repro-paper: $(STAMP)

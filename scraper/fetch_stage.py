@@ -18,8 +18,6 @@ never removed, only moved aside (`prepare_image_store`).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import shutil
 import sys
@@ -30,9 +28,18 @@ from pathlib import Path
 
 from common import load_params, write_json
 from scraper.crawl_check import image_crawl_errors, read_jsonl_unique
-from scraper.scrape_stage import check_contact, check_section, demo_site
 from scraper.spiders.christies_images import read_image_list
-from scraper.stage import DEMO_CRAWL_SETTINGS, read_stats, run_scrapy, scrapy_command, write_jsonl
+from scraper.stage import (
+    DEMO_CRAWL_SETTINGS,
+    check_contact,
+    check_section,
+    demo_build_id,
+    demo_site,
+    read_stats,
+    run_scrapy,
+    scrapy_command,
+    write_jsonl,
+)
 
 logger = logging.getLogger("scraper.fetch_stage")
 
@@ -41,15 +48,6 @@ PARAMS = ("scrape.site", "scrape.start", "scrape.image_width", "scrape.contact",
 FETCH_KEYS = ("site", "start", "image_width", "contact")
 IMAGES_BUILD_FILE = "BUILD"          # in data/raw/images: "live", or the demo build that drew the pictures
 LIVE_BUILD = "live"
-DEMO_PACKAGE = Path(__file__).parent / "demo"
-
-
-def demo_build_id(demo: dict, start: str, package: Path = DEMO_PACKAGE) -> str:
-    """sha1 of the demo params, the first month and the source of the demo package (catalogue, renderer)."""
-    digest = hashlib.sha1(json.dumps({"demo": demo, "start": start}, sort_keys=True, default=str).encode())
-    for source in sorted(package.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    return digest.hexdigest()
 
 
 def prepare_image_store(images_dir: Path, build: str) -> None:

@@ -531,6 +531,14 @@ def sales_from_calendar(
     return sales
 
 
+def open_sales_in_calendar(calendar: Mapping[str, Any], categories: set[str] | frozenset[str]) -> int:
+    """How many events of `categories` the calendar lists that are not CLOSED (open or upcoming sales: their
+    results are not final, so the month is asked again next time)."""
+    return sum(1 for event in calendar.get("events") or [] if isinstance(event, dict)
+               and "CLOSED" not in str(event.get("subtitle_txt") or "").upper()
+               and any(category in categories for category in event_categories(event)))
+
+
 # ---------------------------------------------------------------- lot object → record
 
 

@@ -6,6 +6,10 @@ Reads params sections `scrape` and `demo` once. `scrape.site: demo` starts the e
 127.0.0.1 and crawls it with loopback-speed settings; `live` crawls `scrape.base_url` politely, with a JOBDIR
 under `crawls/` so that a stopped or failed run resumes where it stopped when the stage is rerun.
 
+Every answer goes through the response archive under `scrape.archive` (scraper/archive.py): months settled
+there are replayed without a request, so a parsing change, a longer range or a rerun after a kill asks the
+site only for months not settled yet. The crawl plan (scraper/plan.py) is printed first.
+
 Writes `lots.jsonl` (unique by lot_key) and `rejects.jsonl` atomically, only when the crawl succeeded, and
 `crawl_stats.json` (Scrapy stats + lots, rejects, failures, ok, errors) always. Exits 1 when the crawl errored
 (scraper/crawl_check.py), so DVC does not record a broken crawl as done.
@@ -24,41 +28,33 @@ from typing import Any
 
 from common import load_params, write_json
 from scraper.crawl_check import lot_crawl_errors, read_jsonl, read_jsonl_unique
-from scraper.stage import DEMO_CRAWL_SETTINGS, count_lines, read_stats, run_scrapy, scrapy_command, write_jsonl
+from scraper.plan import crawl_plan
+from scraper.stage import (
+    DEMO_CRAWL_SETTINGS,
+    check_contact,
+    check_section,
+    count_lines,
+    demo_site,
+    read_stats,
+    run_scrapy,
+    scrapy_command,
+    write_jsonl,
+)
 
 logger = logging.getLogger("scraper.scrape_stage")
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = (
     "scrape.site", "scrape.base_url", "scrape.online_base_url", "scrape.start", "scrape.end", "scrape.categories",
-    "scrape.contact", "scrape.min_items", "demo"
+    "scrape.contact", "scrape.min_items", "scrape.archive", "demo"
 )
-SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items")
+SCRAPE_KEYS = ("site", "base_url", "online_base_url", "start", "end", "categories", "contact", "min_items", "archive")
 # The demo's origins as written into the crawl's outputs: those `python -m scraper.demo` serves by default.
 DEMO_PUBLIC_ORIGINS = {"www": "http://127.0.0.1:8800", "online": "http://127.0.0.1:8801"}
-# params.yaml's shipped contact: the project's own issue tracker, not the person who runs the crawl.
-PLACEHOLDER_CONTACT = "https://github.com/christies-dcec/christies-dcec/issues"
 
 
-def check_section(section: Mapping[str, Any], keys: tuple[str, ...], name: str, params_path: Path) -> None:
-    missing = [key for key in keys if key not in section]
-    if missing:
-        raise KeyError(f"{params_path}: section {name!r} lacks {', '.join(missing)}")
-
-
-def check_contact(scrape: Mapping[str, Any], params_path: Path) -> None:
-    """A live crawl names who runs it: refuse the shipped placeholder (or nothing) in scrape.contact."""
-    contact = str(scrape.get("contact") or "").strip()
-    if scrape.get("site") == "live" and contact in ("", PLACEHOLDER_CONTACT):
-        raise SystemExit(
-            f"{params_path}: scrape.contact is {'empty' if not contact else 'still the placeholder ' + contact}. "
-            "A live crawl puts it into the User-Agent so that Christie's can reach whoever runs the crawl: set it "
-            "to your e-mail address or a web page about your project, e.g. "
-            "`dvc exp run -S 'scrape.contact=mailto:you@example.org'` or edit params.yaml.")
-
-
-def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: str, job: Path,
-                   fast: bool) -> dict[str, Any]:
+def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: str, job: Path, fast: bool,
+                   archive: Path | None = None, origins: Mapping[str, str] | None = None) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "CHRISTIES_BASE_URL": base_url,
         "CHRISTIES_ONLINE_BASE_URL": online_base_url,
@@ -70,6 +66,8 @@ def crawl_settings(scrape: Mapping[str, Any], base_url: str, online_base_url: st
         "CHRISTIES_STATS_FILE": job / "crawl_stats.json",
         "LOG_FILE_APPEND": False,
     }
+    if archive is not None:
+        settings.update(CHRISTIES_ARCHIVE_DIR=archive, CHRISTIES_ARCHIVE_ORIGINS=dict(origins or {}))
     if fast:
         settings.update(DEMO_CRAWL_SETTINGS)
     else:
@@ -98,11 +96,12 @@ def lot_order(lot: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def crawl_lots(scrape: Mapping[str, Any], base_url: str, online_base_url: str, raw_dir: Path, job: Path,
-               fast: bool, origins: Mapping[str, str] | None = None) -> int:
+               fast: bool, origins: Mapping[str, str] | None = None, archive: Path | None = None) -> int:
     """Run the `christies` spider into `job/`, then publish its outputs to `raw_dir`; return the exit status.
 
     `origins` maps served origins to the ones written into the outputs (the demo: its random ports to the
-    fixed ones `python -m scraper.demo` serves, so a re-scrape is byte-identical and the links stay usable).
+    fixed ones `python -m scraper.demo` serves, so a re-scrape is byte-identical and the links stay usable)
+    and into the response archive `archive` (None: no archive).
     """
     origins = origins or {}
     resume = (job / "jobdir").exists() and not fast
@@ -114,7 +113,7 @@ def crawl_lots(scrape: Mapping[str, Any], base_url: str, online_base_url: str, r
         logger.info("resuming the crawl in %s", job)
     command = scrapy_command(
         "christies", {"start": str(scrape["start"]), "end": str(scrape["end"])},
-        crawl_settings(scrape, base_url, online_base_url, job, fast), feed, append=resume,
+        crawl_settings(scrape, base_url, online_base_url, job, fast, archive, origins), feed, append=resume,
     )
     return_code = run_scrapy(command)
     stats = read_stats(job / "crawl_stats.json")
@@ -131,6 +130,9 @@ def crawl_lots(scrape: Mapping[str, Any], base_url: str, online_base_url: str, r
         "errors": errors,
     }
     write_json(raw_dir / "crawl_stats.json", summary)
+    logger.info("archive: %d answers replayed, %d recorded, %d months settled in this run",
+                stats.get("archive/replayed", 0), stats.get("archive/recorded", 0),
+                stats.get("christies/months_archived", 0))
     if errors:
         for error in errors:
             logger.error("crawl failed: %s", error)
@@ -144,11 +146,12 @@ def crawl_lots(scrape: Mapping[str, Any], base_url: str, online_base_url: str, r
     return 0
 
 
-def demo_site(demo_params: Mapping[str, Any], start: str) -> Any:
-    """The demo site context manager (imported lazily: the live crawl does not need it)."""
-    from scraper.demo import DemoSite, build_catalogue  # noqa: PLC0415
-
-    return DemoSite(build_catalogue(demo_params, start=start), faults=None)
+def remove_stale_demo_archives(archive: Path) -> None:
+    """Answers of another demo build (other demo params or code) can never be replayed: removed."""
+    for folder in archive.parent.glob("demo-*"):
+        if folder != archive and folder.is_dir():
+            logger.info("removing %s: answers of another demo build", folder)
+            shutil.rmtree(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,22 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     scrape, demo = params["scrape"], params["demo"]
     check_section(scrape, SCRAPE_KEYS, "scrape", args.params)
     check_contact(scrape, args.params)
+    site_kind = scrape["site"]
+    if site_kind not in ("demo", "live"):
+        raise ValueError(f"{args.params}: scrape.site is {site_kind!r}; expected 'demo' or 'live'")
+    plan = crawl_plan(scrape, demo, args.params.parent)
+    print("\n".join(plan.lines()), flush=True)
     raw_dir, crawls_dir = args.raw_dir.resolve(), args.crawls_dir.resolve()
     raw_dir.mkdir(parents=True, exist_ok=True)
-    site_kind = scrape["site"]
     if site_kind == "demo":
+        remove_stale_demo_archives(plan.archive)
         context = demo_site(demo, str(scrape["start"]))
-    elif site_kind == "live":
-        context = nullcontext()
     else:
-        raise ValueError(f"{args.params}: scrape.site is {site_kind!r}; expected 'demo' or 'live'")
+        context = nullcontext()
     with context as site:
         base_url = site.base_url if site is not None else scrape["base_url"]
         online_base_url = site.online_base_url if site is not None else scrape["online_base_url"]
         job = crawls_dir / f"scrape-{site_kind}-{scrape['start']}-{scrape['end']}"
         origins = {} if site is None else {site.base_url: DEMO_PUBLIC_ORIGINS["www"],
                                            site.online_base_url: DEMO_PUBLIC_ORIGINS["online"]}
-        return crawl_lots(scrape, base_url, online_base_url, raw_dir, job, fast=site is not None, origins=origins)
+        return crawl_lots(scrape, base_url, online_base_url, raw_dir, job, fast=site is not None, origins=origins,
+                          archive=plan.archive)
 
 
 if __name__ == "__main__":

@@ -56,9 +56,20 @@ CHRISTIES_BACKOFF_BASE_DELAY = 5.0  # without Retry-After: 5, 10, 20, 40 s ...
 CHRISTIES_BACKOFF_MAX_DELAY = 300.0  # never wait longer than this for one retry, whatever Retry-After says
 
 DOWNLOADER_MIDDLEWARES = {
+    # The response archive (scraper/archive.py; on when CHRISTIES_ARCHIVE_DIR is set): replay before robots.txt
+    # is consulted (a settled month asks nothing), record beside the downloader (raw answers, 302s included).
+    "scraper.archive.ArchiveReplayMiddleware": 50,
+    "scraper.archive.ArchiveRecordMiddleware": 950,
     "scraper.middlewares.RetryAfterMiddleware": 560,  # before RetryMiddleware (550) re-queues a 429/503
     "scraper.middlewares.FailureLogMiddleware": 540,  # below the retry layer: sees final outcomes only
 }
+
+# ---------------------------------------------------------------- response archive (the stage sets it)
+CHRISTIES_ARCHIVE_DIR = None  # folder of month folders of archived answers; None: no archive
+CHRISTIES_ARCHIVE_ORIGINS = {}  # served origin -> origin written into the archive (the demo's random ports)
+# Months crawled at once: calendars of later months wait until fewer are unfinished, so a kill loses at most
+# about this many months of requests (every finished month is settled in the archive).
+CHRISTIES_MONTHS_IN_FLIGHT = 1
 
 # ---------------------------------------------------------------- HTTP cache (offline replay; off by default)
 HTTPCACHE_ENABLED = False  # -s HTTPCACHE_ENABLED=1 to replay a crawl offline (-s HTTPCACHE_IGNORE_MISSING=1)

@@ -6,6 +6,7 @@ in-process beside it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -15,9 +16,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from common import atomic_write, read_json
+from common import atomic_write, premium, read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_PACKAGE = Path(__file__).parent / "demo"
+# The demo's modules that decide what it serves (records and pictures); dvc.yaml lists the same files. Its
+# fault injection, command line and package init do not: changing them keeps the demo's pictures and answers.
+DEMO_SOURCES = ("artwork.py", "catalogue.py", "payloads.py", "prices.py", "server.py")
+# Shared files that also decide what the demo serves: the buyer's premium its prices include.
+DEMO_SHARED_SOURCES = (Path(premium.__file__), premium.SCHEDULE_PATH)
 
 # Settings for the loopback demo site only: it is ours and on 127.0.0.1, so politeness delays would only make
 # the stage slow. The live site always gets the polite defaults of scraper/settings.py.
@@ -33,11 +40,52 @@ DEMO_CRAWL_SETTINGS: dict[str, Any] = {
 
 logger = logging.getLogger(__name__)
 
+# params.yaml's shipped contact: the project's own issue tracker, not the person who runs the crawl.
+PLACEHOLDER_CONTACT = "https://github.com/christies-dcec/christies-dcec/issues"
+
+
+def check_section(section: Mapping[str, Any], keys: tuple[str, ...], name: str, params_path: Path) -> None:
+    missing = [key for key in keys if key not in section]
+    if missing:
+        raise KeyError(f"{params_path}: section {name!r} lacks {', '.join(missing)}")
+
+
+def check_contact(scrape: Mapping[str, Any], params_path: Path) -> None:
+    """A live crawl names who runs it: refuse the shipped placeholder (or nothing) in scrape.contact."""
+    contact = str(scrape.get("contact") or "").strip()
+    if scrape.get("site") == "live" and contact in ("", PLACEHOLDER_CONTACT):
+        raise SystemExit(
+            f"{params_path}: scrape.contact is {'empty' if not contact else 'still the placeholder ' + contact}. "
+            "A live crawl puts it into the User-Agent so that Christie's can reach whoever runs the crawl: set it "
+            "to your e-mail address or a web page about your project, e.g. "
+            "`dvc exp run -S 'scrape.contact=mailto:you@example.org'` or edit params.yaml.")
+
+
+def demo_site(demo_params: Mapping[str, Any], start: str) -> Any:
+    """The demo site context manager (imported lazily: the live crawl does not need it)."""
+    from scraper.demo import DemoSite, build_catalogue  # noqa: PLC0415
+
+    return DemoSite(build_catalogue(demo_params, start=start), faults=None)
+
+
+def demo_build_id(demo: Mapping[str, Any], start: str, package: Path = DEMO_PACKAGE) -> str:
+    """sha1 of the demo params, the first month and the demo's DEMO_SOURCES (catalogue, renderer, server):
+    what the demo site serves. Keys what is kept of it between runs (its pictures, its archived answers)."""
+    digest = hashlib.sha1(json.dumps({"demo": demo, "start": start}, sort_keys=True, default=str).encode())
+    sources = [package / name for name in DEMO_SOURCES] + list(DEMO_SHARED_SOURCES)
+    for source in sources:
+        if source.is_file():
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
 
 def setting_value(value: Any) -> str:
-    """A Python value as a `-s NAME=VALUE` string Scrapy parses back (lists comma-joined, bools as 0/1)."""
+    """A Python value as a `-s NAME=VALUE` string Scrapy parses back (lists comma-joined, bools as 0/1,
+    dicts as JSON)."""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
     if isinstance(value, (list, tuple)):
         return ",".join(str(item) for item in value)
     return str(value)
@@ -55,13 +103,18 @@ def scrapy_command(spider: str, arguments: Mapping[str, str], settings: Mapping[
     return command
 
 
-def run_scrapy(command: list[str]) -> int:
-    """Run a crawl from the repository root (where scrapy.cfg is) and return its exit status."""
+def scrapy_env() -> dict[str, str]:
+    """The environment of a crawl subprocess: this repository first on the path, our settings module."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env["SCRAPY_SETTINGS_MODULE"] = "scraper.settings"
+    return env
+
+
+def run_scrapy(command: list[str]) -> int:
+    """Run a crawl from the repository root (where scrapy.cfg is) and return its exit status."""
     logger.info("running %s", " ".join(command))
-    return subprocess.run(command, cwd=REPO_ROOT, env=env, check=False).returncode
+    return subprocess.run(command, cwd=REPO_ROOT, env=scrapy_env(), check=False).returncode
 
 
 def read_stats(path: Path) -> dict[str, Any]:

@@ -4,8 +4,9 @@
         requests.get(f"{site.base_url}/api/discoverywebsite/auctioncalendar/auctionresults?month=1&year=2019")
 
 Both origins are `ThreadingHTTPServer`s with a 256-deep listen backlog (the default of 5 stalls Scrapy's
-16 parallel connections in TCP back-off), daemon threads, HTTP/1.1 keep-alive and no request logging.
-`DemoSite.stats()` reports requests served by kind, bytes sent and faults injected, thread-safely.
+16 parallel connections in TCP back-off), daemon threads, HTTP/1.1 keep-alive and no request logging to
+stderr. `DemoSite.stats()` reports requests served by kind, bytes sent and faults injected, and
+`DemoSite.request_log()` every request in arrival order (origin, kind, path?query), thread-safely.
 """
 
 from __future__ import annotations
@@ -67,8 +68,18 @@ def redirect(location: str) -> Answer:
 NOT_FOUND = Answer(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html; charset=utf-8")
 
 
+@dataclass(frozen=True)
+class Served:
+    """One request as the server saw it."""
+
+    origin: str  # www | online
+    kind: str    # one of REQUEST_KINDS
+    url: str     # path?query
+
+
 class SiteCounters:
-    """Requests by kind, bytes sent, faults by kind and attempts per URL, behind one lock."""
+    """Requests by kind (and in arrival order), bytes sent, faults by kind and attempts per URL, behind one
+    lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -76,13 +87,20 @@ class SiteCounters:
         self.faults: Counter[str] = Counter()
         self.bytes_sent = 0
         self.attempts: Counter[str] = Counter()
+        self.log: list[Served] = []
 
-    def record_request(self, kind: str, url_key: str) -> int:
-        """Count the request; return which attempt at this URL it is (1-based)."""
+    def record_request(self, kind: str, origin: str, url: str) -> int:
+        """Count and log the request; return which attempt at this URL it is (1-based)."""
+        url_key = f"{origin}|{url}"
         with self._lock:
             self.requests[kind] += 1
             self.attempts[url_key] += 1
+            self.log.append(Served(origin, kind, url))
             return self.attempts[url_key]
+
+    def served(self) -> list[Served]:
+        with self._lock:
+            return list(self.log)
 
     def record_fault(self, fault: str) -> None:
         with self._lock:
@@ -192,6 +210,9 @@ class DemoSite:
 
     def stats(self) -> dict:
         return self.counters.snapshot()
+
+    def request_log(self) -> list[Served]:
+        return self.counters.served()
 
     # routing
     def route(self, origin: str, method: str, path: str) -> tuple[str, Callable[[dict, bytes], Answer]]:
@@ -393,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
         request_body = self.read_body()
         kind, handler = site.route(self.server.origin, "GET" if method == "HEAD" else method, parts.path)
         url = f"{parts.path}?{parts.query}"
-        attempt = site.counters.record_request(kind, f"{self.server.origin}|{url}")
+        attempt = site.counters.record_request(kind, self.server.origin, url)
         fault = site.faults.fault_for(url, kind, attempt)
         if fault:
             site.counters.record_fault(fault)

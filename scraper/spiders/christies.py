@@ -23,6 +23,7 @@ queue on a clean stop.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,9 +33,11 @@ from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
+from scrapy.utils.asyncio import sleep
 from twisted.python.failure import Failure
 
 from scraper import parsing
+from scraper.archive import MONTH_META, archive_of
 from scraper.items import LotItem, lot_export_fields
 from scraper.middlewares import FALLBACK_META, KIND_META, failure_log_of, failure_reason
 from scraper.parsing import ExtractionError, Sale
@@ -42,6 +45,7 @@ from scraper.spiders import apply_contact_user_agent
 
 UNREADABLE = (ValueError, ExtractionError)  # json.JSONDecodeError is a ValueError
 PROGRESS_STATE_KEY = "christies/progress"
+MONTH_SLOT_POLL_S = 0.01  # how often start() looks whether another month may begin
 
 
 def progress_key(sale: Sale) -> str:
@@ -55,12 +59,20 @@ class CrawlProgress:
 
     A month or sale still unsettled when the crawl finishes had its requests dropped without a callback or an
     errback (e.g. filtered as duplicates by a stale `requests.seen`): its lots were lost silently.
+
+    Per month it also keeps the work still open (sales, lot pages), whether anything of it failed or took a
+    fallback route (`months_tainted`), and whether it is closed: its calendar read and no work open. A closed
+    month that is not tainted is settled in the response archive.
     """
 
     def __init__(self, state: dict[str, Any]):
         self.months_settled: set[str] = state.setdefault("months_settled", set())
         self.sales_open: dict[str, str] = state.setdefault("sales_open", {})  # sale_id -> landing URL
         self.sales_settled: set[str] = state.setdefault("sales_settled", set())
+        self.month_work: dict[str, set[str]] = state.setdefault("month_work", {})  # month -> open work keys
+        self.work_month: dict[str, str] = state.setdefault("work_month", {})  # work key -> its month
+        self.months_tainted: set[str] = state.setdefault("months_tainted", set())
+        self.months_closed: set[str] = state.setdefault("months_closed", set())
 
     @staticmethod
     def month_key(year: int, month: int) -> str:
@@ -69,20 +81,50 @@ class CrawlProgress:
     def settle_month(self, year: int, month: int) -> None:
         self.months_settled.add(self.month_key(year, month))
 
-    def open_sale(self, sale_id: str, landing_url: str) -> None:
+    def open_sale(self, sale_id: str, landing_url: str, month: str | None = None) -> None:
         """A calendar named this sale (again: a resumed run re-reads calendars; settled sales stay settled)."""
         if sale_id not in self.sales_settled:
             self.sales_open.setdefault(sale_id, landing_url)
+            self.open_work(month, sale_id)
 
-    def settle_sale(self, sale_id: str) -> None:
+    def settle_sale(self, sale_id: str) -> str | None:
+        """The sale has its outcome; returns its month."""
         self.sales_open.pop(sale_id, None)
         self.sales_settled.add(sale_id)
+        return self.close_work(sale_id)
+
+    def start_month(self, month: str) -> None:
+        self.month_work.setdefault(month, set())
+
+    def open_work(self, month: str | None, work: str) -> None:
+        if month is None:
+            return
+        self.month_work.setdefault(month, set()).add(work)
+        self.work_month.setdefault(work, month)
+
+    def close_work(self, work: str) -> str | None:
+        month = self.work_month.get(work)
+        if month is not None:
+            self.month_work.get(month, set()).discard(work)
+        return month
+
+    def month_done(self, month: str) -> bool:
+        """Calendar read (or lost) and nothing of the month still open."""
+        return month in self.months_settled and not self.month_work.get(month)
+
+    def open_months(self) -> list[str]:
+        return [month for month in self.month_work if month not in self.months_closed]
 
     def unfinished_months(self, months: list[tuple[int, int]]) -> list[tuple[int, int]]:
         return [(y, m) for y, m in months if self.month_key(y, m) not in self.months_settled]
 
     def unfinished_sales(self) -> dict[str, str]:
         return dict(self.sales_open)
+
+
+def month_is_over(month: str, today: dt.date) -> bool:
+    """A month still running may get more sales: it never settles."""
+    return month < f"{today.year:04d}-{today.month:02d}"
 
 
 def missing_lots(announced: int, listed: int) -> int:
@@ -136,6 +178,8 @@ class ChristiesSpider(Spider):
         spider.component = settings.get("CHRISTIES_COMPONENT")
         spider.page_size = settings.getint("CHRISTIES_LOTSEARCH_PAGE_SIZE")
         spider.lot_details = settings.getbool("CHRISTIES_LOT_DETAILS")
+        spider.months_in_flight = max(1, settings.getint("CHRISTIES_MONTHS_IN_FLIGHT"))
+        spider.archive = archive_of(crawler)
         return spider
 
     # ------------------------------------------------------------ bookkeeping
@@ -159,14 +203,46 @@ class ChristiesSpider(Spider):
         """The month or sale this calendar/listing request belongs to has its outcome (listed or lost)."""
         kwargs = request.cb_kwargs
         if kwargs.get("sale") is not None:
-            self.progress.settle_sale(progress_key(kwargs["sale"]))
+            self._close_month_if_done(self.progress.settle_sale(progress_key(kwargs["sale"])))
         elif "year" in kwargs and "month" in kwargs:
             self.progress.settle_month(kwargs["year"], kwargs["month"])
+            self._close_month_if_done(request.meta.get(MONTH_META))
+
+    def _taint(self, request: Request) -> None:
+        """Something of this request's month failed or took a fallback route: the month is not settled (its
+        archived answers would not replay the crawl: the failed first route is not among them)."""
+        if (month := request.meta.get(MONTH_META)) is not None:
+            self.progress.months_tainted.add(month)
+
+    def _close_month_if_done(self, month: str | None) -> None:
+        """Once a month's calendar was read and all its work ended: settle it in the archive when nothing of
+        it failed, it is over, and no sale in it is open or upcoming (those taint the month)."""
+        progress = self.progress
+        if month is None or month in progress.months_closed or not progress.month_done(month):
+            return
+        progress.months_closed.add(month)
+        if month in progress.months_tainted or not month_is_over(month, dt.datetime.now(dt.timezone.utc).date()):
+            self._stat("months_not_settled")
+            self.logger.info("%s: not settled (a failure, a fallback, an open sale, or the month is not over): "
+                             "asked again next time", month)
+        elif self.archive is not None:
+            self.archive.settle(month)
+            self._stat("months_archived")
+
+    def _month_meta(self, kind: str, month: str | None, fallback: bool = False) -> dict[str, Any]:
+        meta: dict[str, Any] = {KIND_META: kind, MONTH_META: month}
+        if fallback:
+            meta[FALLBACK_META] = True
+        return meta
+
+    def _sale_month(self, sale: Sale) -> str | None:
+        return self.progress.work_month.get(progress_key(sale))
 
     def _lost(self, request: Request, reason: str, lots: int | None = None, logged: bool = True) -> None:
         """A listing with no route left: count it, and log it to the failures file unless the downloader
         already did (an HTTP error or exception is logged there; an unreadable 200 page is not)."""
         self._stat("listing_failed")
+        self._taint(request)
         self._settle(request)
         if lots:
             self._stat("lots_lost", lots)
@@ -175,39 +251,65 @@ class ChristiesSpider(Spider):
         self.logger.error("listing lost (%s): %s%s", reason, request.url, f", {lots} lots" if lots else "")
 
     def _retry_unreadable(self, response: Response, reason: str) -> Request | None:
-        """A 200 page that does not parse (truncated JSON) is retried like a 5xx before giving up."""
-        return get_retry_request(response.request, spider=self, reason=reason)
+        """A 200 page that does not parse (truncated JSON) is retried like a 5xx before giving up (and then
+        the month is tainted: the caller takes another route)."""
+        retry = get_retry_request(response.request, spider=self, reason=reason)
+        if retry is None:
+            self._taint(response.request)
+        return retry
+
+    async def _month_slot(self) -> None:
+        """Wait until fewer than CHRISTIES_MONTHS_IN_FLIGHT months are open, so that months finish (and settle)
+        one after another. Gives up waiting when the engine has nothing left to do (no month can close)."""
+        while len(self.progress.open_months()) >= self.months_in_flight and self._engine_busy():
+            await sleep(MONTH_SLOT_POLL_S)
+
+    def _engine_busy(self) -> bool:
+        engine = self.crawler.engine
+        if engine is None or engine.scheduler is None:
+            return False
+        return bool(engine.downloader.active) or engine.scheduler.has_pending_requests() \
+            or not engine.scraper.slot.is_idle()
 
     # ------------------------------------------------------------ calendar
 
     async def start(self) -> AsyncIterator[Request]:
         for year, month in self.months:
+            await self._month_slot()
+            key = CrawlProgress.month_key(year, month)
+            self.progress.start_month(key)
             yield Request(
                 parsing.calendar_api_url(self.base_url, year, month, self.component),
                 callback=self.parse_calendar, errback=self.calendar_api_failed,
-                cb_kwargs={"year": year, "month": month},
-                meta={KIND_META: "calendar", FALLBACK_META: True},
+                cb_kwargs={"year": year, "month": month}, meta=self._month_meta("calendar", key, fallback=True),
             )
 
     def _calendar_page_request(self, year: int, month: int) -> Request:
         return Request(
             parsing.calendar_page_url(self.base_url, year, month),
             callback=self.parse_calendar_page, errback=self.calendar_page_failed,
-            cb_kwargs={"year": year, "month": month}, meta={KIND_META: "calendar", FALLBACK_META: True},
+            cb_kwargs={"year": year, "month": month},
+            meta=self._month_meta("calendar", CrawlProgress.month_key(year, month), fallback=True),
         )
 
     def parse_calendar(self, response: Response, year: int, month: int) -> Iterator[Request]:
         try:
-            sales = parsing.sales_from_calendar(response.json(), self.categories, self.base_url, self.online_base_url)
+            calendar = response.json()
+            sales = parsing.sales_from_calendar(calendar, self.categories, self.base_url, self.online_base_url)
         except UNREADABLE as exc:
             retry = self._retry_unreadable(response, f"unreadable calendar: {exc}")
             yield retry or self._calendar_page_request(year, month)
             return
+        if open_sales := parsing.open_sales_in_calendar(calendar, self.categories):
+            self.logger.info("%04d-%02d: %d sales not closed yet: the month is asked again next time", year, month,
+                             open_sales)
+            self._taint(response.request)
         yield from self._sale_requests(sales, year, month)
 
     def calendar_api_failed(self, failure: Failure) -> Iterator[Request]:
         kwargs = failure.request.cb_kwargs
         self.logger.warning("calendar API failed (%s), reading the results page", failure_reason(failure.value))
+        self._taint(failure.request)
         yield self._calendar_page_request(kwargs["year"], kwargs["month"])
 
     def calendar_page_failed(self, failure: Failure) -> Iterator[Request]:
@@ -234,7 +336,8 @@ class ChristiesSpider(Spider):
         return Request(
             parsing.calendar_json_ld_url(self.base_url, year, month),
             callback=self.parse_calendar_json_ld, errback=self.listing_failed,
-            cb_kwargs={"year": year, "month": month}, meta={KIND_META: "calendar"},
+            cb_kwargs={"year": year, "month": month},
+            meta=self._month_meta("calendar", CrawlProgress.month_key(year, month)),
         )
 
     def parse_calendar_json_ld(self, response: Response, year: int, month: int) -> Iterator[Request]:
@@ -258,22 +361,24 @@ class ChristiesSpider(Spider):
         self.logger.info("%04d-%02d: %d sales kept", year, month, len(sales))
         progress = self.progress
         progress.settle_month(year, month)
+        key = CrawlProgress.month_key(year, month)
         for sale in sales:
-            progress.open_sale(progress_key(sale), sale.landing_url)
+            progress.open_sale(progress_key(sale), sale.landing_url, key)
             self._stat("sales")
             self._stat(f"sales_{sale.kind}")
             if sale.kind == "live" and not sale.sale_id:
                 yield Request(
                     sale.landing_url, callback=self.parse_sale_identity, errback=self.listing_failed,
-                    cb_kwargs={"sale": sale}, meta={KIND_META: "listing"},
+                    cb_kwargs={"sale": sale}, meta=self._month_meta("listing", key),
                 )
             elif sale.kind == "online":
                 yield Request(
                     sale.landing_url, callback=self.parse_online_landing, errback=self.listing_failed,
-                    cb_kwargs={"sale": sale}, meta={KIND_META: "listing"},
+                    cb_kwargs={"sale": sale}, meta=self._month_meta("listing", key),
                 )
             else:
                 yield self._api_request(sale, "lotsearch", sale.sale_id, 1, [], sale.landing_url)
+        self._close_month_if_done(key)
 
     # ------------------------------------------------------------ listing APIs
 
@@ -287,7 +392,7 @@ class ChristiesSpider(Spider):
             url, callback=self.parse_api_page, errback=self.api_failed,
             cb_kwargs={"sale": sale, "api": api, "api_sale_id": api_sale_id, "page": page, "seen": seen,
                        "sale_url": sale_url},
-            meta={KIND_META: "listing", FALLBACK_META: True},
+            meta=self._month_meta("listing", self._sale_month(sale), fallback=True),
         )
 
     def _identified(self, response: Response, sale: Sale) -> Sale | None:
@@ -300,8 +405,8 @@ class ChristiesSpider(Spider):
         except UNREADABLE as exc:
             self._lost(response.request, f"sale page without a sale id: {exc}", logged=False)
             return None
-        self.progress.settle_sale(progress_key(sale))
-        self.progress.open_sale(progress_key(identified), sale.landing_url)
+        month = self.progress.settle_sale(progress_key(sale))
+        self.progress.open_sale(progress_key(identified), sale.landing_url, month)
         return identified
 
     def parse_sale_identity(self, response: Response, sale: Sale) -> Iterator[Request]:
@@ -345,6 +450,7 @@ class ChristiesSpider(Spider):
         self.logger.warning("%s failed for sale %s (%s): reading the sale page instead",
                             kwargs["api"], kwargs["sale"].sale_id, failure_reason(failure.value))
         self._stat("fallback_sale_page")
+        self._taint(failure.request)
         yield self._sale_page_request(kwargs["sale"], 1, kwargs["seen"], kwargs["sale_url"])
 
     # ------------------------------------------------------------ sale-page fallback
@@ -353,7 +459,7 @@ class ChristiesSpider(Spider):
         return Request(
             parsing.sale_page_url(sale_url, page), callback=self.parse_sale_page, errback=self.listing_failed,
             cb_kwargs={"sale": sale, "page": page, "seen": seen, "sale_url": sale_url},
-            meta={KIND_META: "listing"},
+            meta=self._month_meta("listing", self._sale_month(sale)),
         )
 
     def parse_sale_page(self, response: Response, sale: Sale, page: int, seen: list[str],
@@ -385,11 +491,14 @@ class ChristiesSpider(Spider):
         """The sale's listing ended normally. `seen` (the distinct object ids listed, carried from page to page
         in cb_kwargs, so across a JOBDIR resume too) must reach the announced total, else the shortfall is a
         failure line and counts in `lots/missing`: lots are never lost silently."""
-        self.progress.settle_sale(progress_key(sale))
+        month = self.progress.settle_sale(progress_key(sale))
+        missing = missing_lots(total, len(seen)) if total is not None else 0
+        if missing:
+            self._taint(request)
+        self._close_month_if_done(month)
         if total is None:
             return
         self._stat("lots_expected", total)
-        missing = missing_lots(total, len(seen))
         if missing:
             self._stat("sales_incomplete")
             self.crawler.stats.inc_value("lots/missing", missing)
@@ -432,8 +541,10 @@ class ChristiesSpider(Spider):
             record = parsing.lot_record(lot, sale, self.base_url, self.online_base_url)
             item = LotItem.from_record(record, source_url=source_url)
             if self.lot_details and sale.kind == "live" and object_id:
+                month = self._sale_month(sale)
+                self.progress.open_work(month, f"lot:{item.lot_key}")
                 yield Request(item.lot_url, callback=self.parse_lot_details, errback=self.lot_details_failed,
-                              cb_kwargs={"item": item}, meta={KIND_META: "lot"})
+                              cb_kwargs={"item": item}, meta=self._month_meta("lot", month))
             else:
                 yield item
         return seen, new
@@ -442,8 +553,12 @@ class ChristiesSpider(Spider):
         details = parsing.split_details(parsing.details_lines_from_html(response.text))
         item.medium, item.dimensions = details.medium, details.dimensions
         self._stat("lot_details")
+        self._close_month_if_done(self.progress.close_work(f"lot:{item.lot_key}"))
         yield item
 
     def lot_details_failed(self, failure: Failure) -> Iterator[LotItem]:
         self._stat("lot_details_failed")
-        yield failure.request.cb_kwargs["item"]
+        item = failure.request.cb_kwargs["item"]
+        self._taint(failure.request)
+        self._close_month_if_done(self.progress.close_work(f"lot:{item.lot_key}"))
+        yield item

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import re
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -47,12 +48,12 @@ def write_params(path: Path, demo_params: dict, image_width: int = 160) -> Path:
     params = load_params(path=Path(__file__).parents[2] / "params.yaml")
     params["demo"] = demo_params
     params["scrape"] = {**params["scrape"], "site": "demo", "start": START, "end": END, "image_width": image_width,
-                        "categories": CATEGORIES, "min_items": 1}
+                        "categories": CATEGORIES, "min_items": 1, "archive": str(path.parent / "archive")}
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
     return path
 
 
-def test_scrape_then_fetch_stages_on_the_demo_site(tmp_path, demo_params, catalogue):
+def test_scrape_then_fetch_stages_on_the_demo_site(tmp_path, demo_params, catalogue, monkeypatch):
     params = write_params(tmp_path / "params.yaml", demo_params)
     raw, crawls = tmp_path / "data" / "raw", tmp_path / "crawls"
     code = scrape_stage.main(["--params", str(params), "--raw-dir", str(raw), "--crawls-dir", str(crawls)])
@@ -88,6 +89,16 @@ def test_scrape_then_fetch_stages_on_the_demo_site(tmp_path, demo_params, catalo
     assert hashlib.sha1(stored.read_bytes()).hexdigest() == first["image_sha1"]
     assert Image.open(stored).width <= 160
     assert json.loads((raw / "fetch_stats.json").read_text())["status/downloaded"] == 4
+
+    # What a code change under scraper/ does (DVC reruns the stage): no stored, verified image is asked again.
+    site = DemoSite(catalogue, faults=None)
+    monkeypatch.setattr(fetch_stage, "demo_site", lambda *args: site)
+    assert fetch_stage.main(["--params", str(params), "--sample", str(sample), "--raw-dir", str(raw),
+                             "--crawls-dir", str(crawls)]) == 0
+    assert [served for served in site.request_log() if served.kind == "image"] == []
+    again = [json.loads(line) for line in (raw / "images.jsonl").read_text().splitlines()]
+    assert {line["status"] for line in again} == {"uptodate"}
+    assert [line["image_sha1"] for line in again] == [line["image_sha1"] for line in lines]
 
 
 def test_demo_crawl_falls_back_when_robots_forbids_online_search(tmp_path, catalogue):
@@ -134,6 +145,7 @@ def test_a_forced_demo_rescrape_is_byte_identical_with_the_fixed_origin(tmp_path
     outputs = []
     for run in ("first", "second"):  # each run serves the demo on new random ports
         raw = tmp_path / run / "raw"
+        shutil.rmtree(tmp_path / "archive", ignore_errors=True)  # a crawl, not a replay
         assert scrape_stage.main(["--params", str(params), "--raw-dir", str(raw),
                                   "--crawls-dir", str(tmp_path / run / "crawls")]) == 0
         outputs.append({name: (raw / name).read_bytes() for name in ("lots.jsonl", "rejects.jsonl",
@@ -221,5 +233,7 @@ def test_the_demo_build_id_follows_the_params_and_the_demo_code(tmp_path, demo_p
     first = fetch_stage.demo_build_id(demo_params, "2019-01", package)
     assert fetch_stage.demo_build_id(demo_params, "2019-01", package) == first
     assert fetch_stage.demo_build_id({**demo_params, "seed": 8}, "2019-01", package) != first
+    (package / "faults.py").write_text("RATE = 1\n")  # serves nothing by itself: pictures and answers kept
+    assert fetch_stage.demo_build_id(demo_params, "2019-01", package) == first
     (package / "artwork.py").write_text("BRIGHTNESS = 2\n")
     assert fetch_stage.demo_build_id(demo_params, "2019-01", package) != first

@@ -119,6 +119,16 @@ def test_progress_settles_months_and_sales_once():
     assert again.unfinished_sales() == {"27955": "https://x/b"} and again.months_settled == {"2019-05"}
 
 
+def test_a_month_is_done_once_its_calendar_was_read_and_its_sales_ended():
+    progress = CrawlProgress({})
+    progress.start_month("2019-05")
+    progress.open_sale("1", "https://x/a", "2019-05")
+    assert progress.open_months() == ["2019-05"] and not progress.month_done("2019-05")
+    progress.settle_month(2019, 5)
+    assert not progress.month_done("2019-05")
+    assert progress.settle_sale("1") == "2019-05" and progress.month_done("2019-05")
+
+
 def test_missing_lots_and_unfinished_work_fail_the_crawl():
     ok = {"finish_reason": "finished"}
     assert missing_lots(10, 7) == 3 and missing_lots(10, 12) == 0
