@@ -35,13 +35,11 @@ from common.provenance import REPO_ROOT, provenance
 from model.data import ImageSet
 from model.methods import ClusteringMethod, MethodResult
 from model.metrics import internal_metrics, label_metrics
-from model.runtime import autocast_dtype, pick_device
+from model.runtime import KERNEL_LIBRARIES, autocast_dtype, pick_device
 
 CACHE_VERSION = 4  # the record's format only (4: it names its provenance); what computed it is in the key
 INTERNAL_KEYS = ("silhouette", "calinski_harabasz")
 RUN_MODULES = ("model.runs",)  # the code of a run: this module's import closure in model/
-# Libraries whose kernels a run may use; one line per library added later (absent ones key as None).
-RUN_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "threadpoolctl", "umap-learn", "pynndescent", "numba")
 
 
 @dataclass(frozen=True, order=True)
@@ -81,7 +79,7 @@ def run_provenance(pinned: dict, root: Path = REPO_ROOT) -> dict:
     """The code, libraries, device type, precision and threads of every run under `pinned` params
     (`pin_device`); part of each run's cache key. `root`: where `model/` is (tests use a scratch copy)."""
     model = pinned["model"]
-    return provenance(RUN_MODULES, RUN_LIBRARIES, root, device=torch.device(model["device"]).type,
+    return provenance(RUN_MODULES, KERNEL_LIBRARIES, root, device=torch.device(model["device"]).type,
                       precision="bf16" if model["mixed_precision"] == "bf16" else "fp32",
                       threads=threads_per_run(pinned))
 

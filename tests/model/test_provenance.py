@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 from common.provenance import REPO_ROOT, code_digest, import_closure, import_graph, imported_modules, library_versions
-from model.runs import RUN_LIBRARIES, RUN_MODULES
+from model.runs import RUN_MODULES
+from model.runtime import KERNEL_LIBRARIES
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -65,6 +66,6 @@ def test_code_digest_ignores_comments_and_docstrings_but_not_code(tmp_path):
 
 
 def test_library_versions_name_the_installed_and_the_absent():
-    versions = library_versions([*RUN_LIBRARIES, "no-such-distribution-here"])
+    versions = library_versions([*KERNEL_LIBRARIES, "no-such-distribution-here"])
     assert versions["torch"] and versions["numpy"] and versions["scikit-learn"]
     assert versions["no-such-distribution-here"] is None
