@@ -32,9 +32,8 @@ from tqdm import tqdm
 from common import file_sha1, load_params, progress
 from common.provenance import provenance
 from model.data import load_image_set, to_model_input
-from model.dcec import NonFiniteLossError, save_cae
-from model.nets import CAE, build_cae
-from model.runtime import (KERNEL_LIBRARIES, adam, autocast, autocast_dtype, git_sha, keep_freed_memory, maybe_compile,
+from model.nets import CAE, build_cae, save_cae
+from model.runtime import (KERNEL_LIBRARIES, NonFiniteLossError, adam, autocast, autocast_dtype, git_sha, keep_freed_memory, maybe_compile,
                            pick_device, precision_name, restore_rng_states, rng_states, save_atomic, seed_everything)
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
@@ -71,8 +70,9 @@ def training_provenance(config: PretrainConfig, device: torch.device) -> dict:
     the device type, the precision in effect there and torch's thread count of a pretraining run.
 
     By syntax tree rather than bytes: a comment or docstring edit retrains no CAE (hours at the paper's size);
-    any change to the code does. The closure holds model/dcec.py (`save_cae`), so a change to DCEC's joint
-    phase retrains the CAEs too: coarser than need be, never stale."""
+    any change to the code does. The closure is model/pretrain.py, data.py, nets.py and runtime.py: the CAE's
+    persistence lives in nets.py, not in dcec.py, so a change to DCEC's joint phase or the metrics retrains
+    nothing (tests/model/test_provenance.py holds the closure to that)."""
     return provenance(PRETRAIN_MODULES, KERNEL_LIBRARIES, device=device.type,
                       precision=precision_name(config.mixed_precision, device), threads=torch.get_num_threads())
 

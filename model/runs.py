@@ -35,7 +35,7 @@ from common.provenance import REPO_ROOT, provenance
 from model.data import ImageSet
 from model.methods import ClusteringMethod, MethodResult
 from model.metrics import internal_metrics, label_metrics
-from model.runtime import KERNEL_LIBRARIES, autocast_dtype, pick_device
+from model.runtime import KERNEL_LIBRARIES, autocast_dtype, pick_device, precision_name
 
 CACHE_VERSION = 4  # the record's format only (4: it names its provenance); what computed it is in the key
 INTERNAL_KEYS = ("silhouette", "calinski_harabasz")
@@ -80,7 +80,7 @@ def run_provenance(pinned: dict, root: Path = REPO_ROOT) -> dict:
     (`pin_device`); part of each run's cache key. `root`: where `model/` is (tests use a scratch copy)."""
     model = pinned["model"]
     return provenance(RUN_MODULES, KERNEL_LIBRARIES, root, device=torch.device(model["device"]).type,
-                      precision="bf16" if model["mixed_precision"] == "bf16" else "fp32",
+                      precision=precision_name(model["mixed_precision"], torch.device(model["device"])),
                       threads=threads_per_run(pinned))
 
 

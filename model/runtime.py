@@ -20,6 +20,10 @@ from torch import nn
 
 from common import atomic_path
 
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or infinite."""
+
+
 def pick_device(name: str) -> torch.device:
     """Resolve `model.device`: "auto" → CUDA when available, else CPU; anything else is taken literally.
 

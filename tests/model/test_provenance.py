@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+import yaml
+
 from common.provenance import REPO_ROOT, code_digest, import_closure, import_graph, imported_modules, library_versions
 from model.runs import RUN_MODULES
 from model.runtime import KERNEL_LIBRARIES
@@ -69,3 +72,18 @@ def test_library_versions_name_the_installed_and_the_absent():
     versions = library_versions([*KERNEL_LIBRARIES, "no-such-distribution-here"])
     assert versions["torch"] and versions["numpy"] and versions["scikit-learn"]
     assert versions["no-such-distribution-here"] is None
+
+
+def test_a_pretrained_cae_depends_on_the_training_code_only():
+    """The per-seed CAEs are hours of training at the paper's size: their key must not follow DCEC's joint
+    phase, the metrics or the compare stage (model/pretrain.py, `training_provenance`)."""
+    assert import_closure(["model.pretrain"]) == ["model.data", "model.nets", "model.pretrain", "model.runtime"]
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "compare"])
+def test_a_caching_stage_depends_on_every_module_its_code_key_covers(stage):
+    """DVC reruns the stage when a module of its key changes, so the stage can then find its misses."""
+    spec = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
+    module = spec["cmd"].split(" -m ")[1].split()[0]
+    needed = {module.replace(".", "/") + ".py" for module in import_closure([module])}
+    assert needed <= set(spec["deps"])
