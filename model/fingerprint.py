@@ -58,12 +58,12 @@ class Recipe:
 
 
 RECIPES = {"full": Recipe(n_images=4000, pretrain_epochs=2, maxiter=300, update_interval=50),
-           "quick": Recipe(n_images=1000, pretrain_epochs=2, maxiter=60, update_interval=20)}
+           "quick": Recipe(n_images=1000, pretrain_epochs=2, maxiter=30, update_interval=10)}
 
 # How far HEAD's values may lie from the reference's, per group (docs/VERIFICATION.md, "Verification
 # fingerprint": the largest spread measured across CPU instruction sets and thread counts, with a margin).
-TOLERANCE = {"training": {"relative": 1e-4, "changed_assignments": 0.0},
-             "joint": {"relative": 0.05, "changed_assignments": 0.15}}
+TOLERANCE = {"training": {"relative": 1e-3, "changed_assignments": 0.005},
+             "joint": {"relative": 0.1, "changed_assignments": 0.25}}
 
 
 @contextlib.contextmanager
@@ -160,7 +160,12 @@ def differences(reference: dict, observed: dict, tolerance: dict = TOLERANCE) ->
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
+    """The CPU model and its widest vector instructions (floating-point results differ between them), and torch."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text(encoding="utf-8", errors="replace") if cpuinfo.is_file() else ""
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    isa = "AVX-512" if " avx512f" in text else "AVX2" if " avx2" in text else "no AVX2"
+    return f"{names[0] if names else platform.machine()}, {isa}, torch {torch.__version__}"
 
 
 def record(path: Path, data_dir: Path = DATA_DIR) -> dict:
@@ -169,7 +174,6 @@ def record(path: Path, data_dir: Path = DATA_DIR) -> dict:
     images, labels = load_fashion_mnist(data_dir, ("test",))
     full = read_json(FULL_RESULTS) if FULL_RESULTS.is_file() else {}
     document = {"commit": git_sha(), "machine": machine(), "threads": 1, "full_results_commit": full.get("git_sha"),
-                "tolerance": TOLERANCE,
                 "recipes": {name: {"recipe": asdict(recipe), "values": compute(images, labels, recipe)}
                             for name, recipe in RECIPES.items()}}
     write_json(path, document)
