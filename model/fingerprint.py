@@ -67,7 +67,7 @@ TOLERANCE = {"training": {"relative": 1e-3, "changed_assignments": 0.005},
 
 
 @contextlib.contextmanager
-def single_thread(threads: int = 1) -> Iterator[None]:
+def limited_threads(threads: int) -> Iterator[None]:
     """torch and the OpenMP/BLAS pools limited to `threads` for the block; torch's count is restored after."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -94,7 +94,9 @@ def compute(images: np.ndarray, labels: np.ndarray, recipe: Recipe, threads: int
     y = labels[:recipe.n_images]
     device = torch.device("cpu")
     pretrain_losses: list[float] = []
-    with single_thread(threads):
+    print(f"fingerprint: {recipe}, on {threads} thread(s); about a minute for the full recipe on 2 cores",
+          file=sys.stderr)
+    with limited_threads(threads):
         seed_everything(SEED)
         cae = build_cae(28, 1, embedding=10, activation="relu")
         config = PretrainConfig(epochs=recipe.pretrain_epochs, batch_size=256, lr=1e-3, seed=SEED, show_progress=False)
@@ -196,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", type=Path, default=RECORD)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--threads", type=int, default=1, help="measure the spread across thread counts")
-    parser.add_argument("--values-to", type=Path, help="also write the computed values here (spread measurements)")
+    parser.add_argument("--values-to", type=Path, help="write the computed values here instead of checking them "
+                                                       "(measuring the spread)")
     args = parser.parse_args(argv)
     if args.record:
         document = record(args.path, args.data_dir)
