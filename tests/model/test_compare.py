@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from common.provenance import REPO_ROOT
 from model import compare, runs
 from model import methods as methods_module
 from model.compare import RunSpec, execute_runs, plan_runs, records_frame, relative_to_max, sweep_table
@@ -212,13 +214,8 @@ def test_threads_per_run_must_be_a_whole_number_of_at_least_one(value):
 
 
 def scratch_model_copy(root):
-    """A copy of model/ (and common/, which it imports) under `root`: the code a scratch edit may change."""
-    import shutil
-
-    from common.provenance import REPO_ROOT
-
-    for package in ("model", "common"):
-        shutil.copytree(REPO_ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    """A copy of model/ under `root`, for edits that the run's code key must see."""
+    shutil.copytree(REPO_ROOT / "model", root / "model", ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 
