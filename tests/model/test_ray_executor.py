@@ -132,7 +132,7 @@ class _Ref:
 
 
 class _StubRay:
-    """Ray's driver API over one in-process 'worker', whose CUDA is `worker_has_cuda` (no cluster, no GPU)."""
+    """Ray's driver API over one in-process "worker" that has no GPU, whatever the driver has (`gpu["present"]`)."""
 
     def __init__(self, gpu: dict):
         self.gpu, self.submitted = gpu, []
