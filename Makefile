@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 # Stage commands in dvc.yaml call `python`, `scrapy`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro crawl-plan repro-paper repro-mission bench-mission bench-ray review test venv constraints browser verify verify-full tune bench bench-train bench-prep bench-crawl bench-pipeline bench-keras bench-paper clean-venv
+.PHONY: repro crawl-plan repro-paper repro-mission bench-mission bench-ray review test venv constraints browser fashion-mnist verify verify-full verify-fingerprint tune bench bench-train bench-prep bench-crawl bench-pipeline bench-keras bench-paper clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,7 +58,7 @@ browser:
 	  else echo "browser tests need: sudo apt-get install chromium chromium-driver" >&2; fi; \
 	fi
 
-test: $(STAMP) browser
+test: $(STAMP) browser fashion-mnist
 	$(BIN)/python -m pytest -q
 
 # Verification on Fashion-MNIST (Debian package dataset-fashion-mnist; needs root for apt-get).
@@ -66,13 +66,27 @@ FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 $(FMNIST):
 	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
 
+# make test's fingerprint check reads it too; like `browser`, installed when root, else the test skips saying so.
+fashion-mnist:
+	@if [ ! -f $(FMNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "the fingerprint test needs: sudo apt-get install dataset-fashion-mnist" >&2; fi; \
+	fi
+
 verify: $(STAMP) $(FMNIST)
 	$(BIN)/python -m model.verify --quick --seeds 2
 	$(BIN)/python -m model.deepcluster_train --verify-fashion-mnist --quick
 
-# Guo's full protocol, 3 seeds, about an hour per seed on 2 CPU cores; resumes after an interruption.
+# Guo's full protocol, 3 seeds, 1.5 hours per seed on 2 CPU cores; resumes after an interruption. Then the
+# fingerprint of the commit that computed them (reports/verify/fingerprint.json).
 verify-full: $(STAMP) $(FMNIST)
 	$(BIN)/python -m model.verify --seeds 3
+	$(BIN)/python -m model.fingerprint --record
+
+# Does HEAD compute what the commit of the full-protocol results computed? A short fp32 run, about a minute
+# (docs/VERIFICATION.md, "Verification fingerprint"); exits 1, saying what differs, when it does not.
+verify-fingerprint: $(STAMP) $(FMNIST)
+	$(BIN)/python -m model.fingerprint
 
 # Choose the embedded default's tuned settings on another demo catalogue (docs/VERIFICATION.md, Tuning protocol).
 tune: $(STAMP)

@@ -40,8 +40,8 @@ import torch
 
 from bench import _record
 from bench.paper_run import hours
-from model.verify import DATA_DIR as FASHION_MNIST_DIR
-from model.verify import FILES as FASHION_FILES
+from model.fashion_mnist import DATA_DIR as FASHION_MNIST_DIR
+from model.fashion_mnist import FILES as FASHION_FILES
 
 LOG_DIR = Path("logs/bench-paper")
 PAPER_PROFILE = "profiles/paper.yaml"

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from common import atomic_path, atomic_write, file_sha1, load_params, progress, safe_join
+from common.provenance import provenance
 from curation import imaging, text
 from curation.review_csv import HISTORY_COLUMN, ROW, read_curator_manifest, read_review_csv, write_review_csv
 
@@ -51,7 +52,8 @@ THUMBS_DIR = REVIEW_DIR / "thumbs"
 HISTORY_DIR = REVIEW_DIR / "history"
 MANIFEST_AUTO = Path("data/interim/manifest_auto.csv")
 FACTS_CACHE_DIR = Path("data/interim/image_facts")
-FACTS_VERSION = 1  # bump when ImageFacts or the thumbnail changes meaning: every cached entry becomes a miss
+FACTS_VERSION = 1  # bump when an entry's format changes; what computed it is in the key (FactsCache)
+FACTS_LIBRARIES = ("Pillow", "ImageHash", "numpy", "scipy", "PyWavelets")  # decoding, resizing, hashing
 CURATOR_MANIFEST = REVIEW_DIR / "manifest.csv"
 
 THUMB_JPEG_QUALITY = 85
@@ -173,19 +175,23 @@ def _image_location(lot_key: str, fetch: Mapping[str, dict[str, Any]], images_di
 
 
 class FactsCache:
-    """`inspect_image` once per file content: entries `<sha1>-t<thumb size>-v<version>.json` (the facts) and
-    `.jpg` (the thumbnail, absent when the image could not be decoded) in `directory`.
+    """`inspect_image` once per file content: entries `<sha1>-t<thumb size>-v<version>-<code>.json` (the facts)
+    and `.jpg` (the thumbnail, absent when the image could not be decoded) in `directory`, where <code> hashes
+    what computes them (common/provenance.py): this module's import closure in curation/ by syntax tree, and the
+    versions of the imaging libraries. A change to either is a miss, not a stale fact.
 
     The JSON is written last, so an entry is complete or absent; an unreadable entry is recomputed.
     """
 
     def __init__(self, directory: Path, thumb_size: int):
         self.directory, self.thumb_size = directory, thumb_size
+        origin = json.dumps(provenance(("curation.manifest",), FACTS_LIBRARIES), sort_keys=True)
+        self.code = hashlib.sha256(origin.encode()).hexdigest()[:12]
         self.hits = self.misses = 0
 
     def facts(self, file_path: Path, thumb_target: Path) -> ImageFacts:
         """The image's facts, its thumbnail written to `thumb_target` (unless it is unreadable)."""
-        entry = self.directory / f"{file_sha1(file_path)}-t{self.thumb_size}-v{FACTS_VERSION}"
+        entry = self.directory / f"{file_sha1(file_path)}-t{self.thumb_size}-v{FACTS_VERSION}-{self.code}"
         facts = self._read(entry)
         if facts is not None:
             self.hits += 1

@@ -14,35 +14,33 @@ A run's seed seeds everything random in it: the CAE-based methods of seed s star
 with seed s (`models/cae_seeds/seed-<s>.pt`, from the pretrain stage), so the seeds vary pretraining too.
 
 Result cache: one JSON per run in `models/compare_cache/<key>.json` (a `persist: true` output), where the
-key hashes the method, k, seed, the method's settings and the sha1 of images.npy, labels.csv and (for
-methods that use it) the seed's CAE. Changing one k or one seed computes only the new runs; a run shared by
-(a) and (b) is computed once.
+key hashes the method, k, seed, the method's settings, the sha1 of images.npy, labels.csv and (for methods
+that use it) the seed's CAE, and what computes the run: the code, the libraries, the device, the precision and
+the threads (model/runs.py, `cache_key`). Changing one k or one seed computes only the new runs; a run shared
+by (a) and (b) is computed once; a change to the code that computes a run recomputes it.
+
+What computes one run is model/runs.py; the executors (model/local_executor.py, model/ray_executor.py)
+import it, and this module picks one of them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import multiprocessing
 import sys
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from threadpoolctl import threadpool_limits
 
 from common import atomic_path, file_sha1, load_params, progress, write_json
 from model.data import ImageSet, load_image_set
-from model.methods import CAE_SEEDS_DIR, ClusteringMethod, MethodResult, get_method, seed_cae_path
-from model.metrics import internal_metrics, label_metrics, paired_difference
-from model.runtime import keep_freed_memory, pick_device
+from model.local_executor import InProcess, Job, WorkerPool
+from model.methods import CAE_SEEDS_DIR, ClusteringMethod, get_method, seed_cae_path
+from model.metrics import paired_difference
+from model.runs import INTERNAL_KEYS, RunSpec, cache_key, pin_device, run_provenance, threads_per_run
+from model.runtime import keep_freed_memory
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = (
@@ -55,17 +53,8 @@ CACHE_DIR = Path("models/compare_cache")
 OUT_DIR = Path("reports/compare")
 SWEEP_METHODS = ("cae_kmeans", "dcec")  # the two columns of the paper's Table 2
 LABEL_KEYS = ("acc", "nmi_arithmetic", "nmi_geometric", "ari", "purity")
-INTERNAL_KEYS = ("silhouette", "calinski_harabasz")
 METRIC_KEYS = LABEL_KEYS + INTERNAL_KEYS
-CACHE_VERSION = 3  # bump when a cached record's meaning changes: every old entry becomes a miss (3: bf16 P passes)
 REFERENCE_METHOD = "dcec"  # the method every other one is compared with, paired by seed
-
-
-@dataclass(frozen=True, order=True)
-class RunSpec:
-    method: str
-    k: int
-    seed: int
 
 
 def plan_runs(methods: Sequence[str], seeds: Sequence[int], k: int, sweep_ks: Iterable[int],
@@ -77,42 +66,6 @@ def plan_runs(methods: Sequence[str], seeds: Sequence[int], k: int, sweep_ks: It
     specs |= {RunSpec(m, kk, int(s)) for m in sweep_methods for kk in ks for s in sweep_seeds}
     order = {name: i for i, name in enumerate(list(methods) + [m for m in sweep_methods if m not in methods])}
     return sorted(specs, key=lambda r: (order[r.method], r.k, r.seed))
-
-
-def cache_key(spec: RunSpec, settings: Mapping[str, Any], fingerprints: Mapping[str, str], threads: int) -> str:
-    """A stable hash of everything that determines one run's result, the run's thread count included: k-means
-    and DeepCluster's training sum in an order that depends on it."""
-    payload = {"version": CACHE_VERSION, "method": spec.method, "k": spec.k, "seed": spec.seed,
-               "settings": dict(settings), "inputs": dict(fingerprints), "threads": threads}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN: undefined metrics are written as null."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def check_assignments(result: MethodResult, spec: RunSpec, n: int) -> np.ndarray:
-    """The run's assignments as int64, or ValueError naming the run when the shape or range is wrong."""
-    labels = np.asarray(result.assignments)
-    if labels.shape != (n,):
-        raise ValueError(f"{spec}: {labels.shape} assignments for {n} images")
-    if labels.size and (labels.min() < 0 or labels.max() >= spec.k):
-        raise ValueError(f"{spec}: assignments outside 0..{spec.k - 1} (min {labels.min()}, max {labels.max()})")
-    if result.embedding is not None and np.asarray(result.embedding).shape[0] != n:
-        raise ValueError(f"{spec}: embedding has {np.asarray(result.embedding).shape[0]} rows for {n} images")
-    return labels.astype(np.int64)
-
-
-def score_run(result: MethodResult, spec: RunSpec, y_true: np.ndarray) -> dict[str, float]:
-    """Artist-label metrics, plus silhouette and CH in the method's own embedding (NaN without one)."""
-    y_pred = check_assignments(result, spec, y_true.size)
-    scores = label_metrics(y_true, y_pred)
-    if result.embedding is None:
-        scores.update({key: math.nan for key in INTERNAL_KEYS})
-    else:
-        scores.update(internal_metrics(np.asarray(result.embedding), y_pred, seed=spec.seed))
-    return scores
 
 
 def read_cached(path: Path, key: str) -> dict | None:
@@ -127,91 +80,16 @@ def read_cached(path: Path, key: str) -> dict | None:
     return record if isinstance(record, dict) and record.get("key") == key else None
 
 
-def compute_run(spec: RunSpec, method: ClusteringMethod, image_set: ImageSet, key: str) -> dict:
-    """Fit one run and build its cache record (metrics with NaN as null, assignments, extra, timing)."""
-    y_true = image_set.artist_ids
-    started = time.perf_counter()
-    result = method.fit(image_set, spec.k, spec.seed)
-    seconds = time.perf_counter() - started
-    scores = score_run(result, spec, y_true)
-    return {"key": key, "version": CACHE_VERSION, "method": spec.method, "k": spec.k, "seed": spec.seed,
-            "pretrain_seed": spec.seed if method.uses_cae else None,
-            "settings": method.settings, "n": int(y_true.size),
-            "metrics": {name: finite_or_none(value) for name, value in scores.items()},
-            "n_nonempty_clusters": int(np.unique(result.assignments).size),
-            "fit_seconds": round(seconds, 3), "extra": result.extra,
-            "assignments": np.asarray(result.assignments, dtype=np.int64).tolist()}
-
-
-Job = tuple[RunSpec, str]  # a run and its cache key
-
-
-class InProcess:
-    """Computes the runs one after another in this process, with the given method objects; with `threads`, this
-    process's torch and OpenMP/BLAS pools are limited to that many first (None: left as they are)."""
-
-    def __init__(self, methods: Mapping[str, ClusteringMethod], image_set: ImageSet, threads: int | None = None):
-        self.methods, self.image_set, self.threads = methods, image_set, threads
-
-    def map(self, jobs: Sequence[Job]) -> Iterator[tuple[RunSpec, dict]]:
-        if jobs and self.threads is not None:
-            limit_threads(self.threads)
-        for spec, key in jobs:
-            yield spec, compute_run(spec, self.methods[spec.method], self.image_set, key)
-
-
-_worker_state: dict[str, Any] = {}  # per worker process: params, image set, method objects
-
-
-def limit_threads(threads: int) -> None:
-    """`threads` for torch and for the OpenMP/BLAS pools (scikit-learn's k-means): a run then sums in the same
-    order whichever executor runs it, so local and Ray runs give identical results."""
-    torch.set_num_threads(threads)
-    threadpool_limits(limits=threads)
-
-
-def _start_worker(params: dict, threads: int) -> None:
-    limit_threads(threads)
-    keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
-    _worker_state.update(params=params, image_set=load_image_set(IMAGES_PATH, LABELS_PATH), methods={})
-
-
-def _run_in_worker(spec: RunSpec, key: str) -> dict:
-    methods = _worker_state["methods"]
-    if spec.method not in methods:
-        methods[spec.method] = get_method(spec.method, _worker_state["params"], CAE_SEEDS_DIR)
-    return compute_run(spec, methods[spec.method], _worker_state["image_set"], key)
-
-
-class WorkerPool:
-    """Computes the runs in `workers` spawned processes, each with `compare.threads_per_run` torch threads.
-
-    Why: at the embedded default's 32 px a training step is mostly per-operator overhead, so two
-    single-threaded runs side by side did 1.0–1.4× the work of one run on two threads (docs/BENCHMARKS.md).
-    Each worker loads the image set once and keeps its method objects (and their per-seed CAE memos).
-    """
-
-    def __init__(self, params: dict, workers: int):
-        self.params, self.workers = params, workers
-        self.threads = threads_per_run(params)
-
-    def map(self, jobs: Sequence[Job]) -> Iterator[tuple[RunSpec, dict]]:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(self.params, self.threads)) as pool:
-            futures = {pool.submit(_run_in_worker, spec, key): spec for spec, key in jobs}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-
-
 def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMethod], image_set: ImageSet,
                  cache_dir: Path, fingerprints: Mapping[str, str], cae_fingerprints: Mapping[int, str],
-                 runner: Any = None, threads: int = 1) -> list[dict]:
+                 origin: Mapping, runner: Any = None) -> list[dict]:
     """Each run from the cache when present, else computed by `runner` (default: in this process) and
-    cached atomically as it finishes; one line per run. Records come back in the order of `specs`.
+    cached atomically as it finishes, with its provenance; one line per run. Records come back in the order of
+    `specs`.
 
     `fingerprints` holds the "images" and "labels" sha1s; `cae_fingerprints` the sha1 of each seed's CAE,
-    part of the key of methods with `uses_cae` only. `threads`: compare.threads_per_run, the runner's threads.
+    part of the key of methods with `uses_cae` only. `origin`: `run_provenance` of the stage's pinned params
+    (code, libraries, device, precision, threads), part of every key.
     """
     if image_set.artist_ids is None:
         raise ValueError("compare needs artist labels (data/final/labels.csv)")
@@ -220,7 +98,7 @@ def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMetho
     for spec in specs:
         method = methods[spec.method]
         inputs = dict(fingerprints) | ({"cae": cae_fingerprints[spec.seed]} if method.uses_cae else {})
-        key = cache_key(spec, method.settings, inputs, threads)
+        key = cache_key(spec, method.settings, inputs, origin)
         record = read_cached(cache_dir / f"{key}.json", key)
         if record is None:
             pending.append((spec, key))
@@ -230,6 +108,7 @@ def execute_runs(specs: Sequence[RunSpec], methods: Mapping[str, ClusteringMetho
     print(f"compare: {len(records)} of {len(specs)} runs cached, {len(pending)} to compute", file=sys.stderr)
     runner = runner or InProcess(methods, image_set)
     for spec, record in progress(runner.map(pending), desc="compare", total=len(pending), unit="run"):
+        record["provenance"] = dict(origin)
         write_json(cache_dir / f"{record['key']}.json", record)
         records[spec] = record
         log_run(spec, record, f"computed in {record['fit_seconds']:.1f} s")
@@ -370,32 +249,23 @@ def sweep_table(frame: pd.DataFrame, ks: Iterable[int], seeds: Sequence[int],
     return table[columns].reset_index(drop=True)
 
 
-def threads_per_run(params: dict) -> int:
-    """compare.threads_per_run: the torch and OpenMP/BLAS threads of one run in either executor. Fixed by the
-    settings, not by the machine's cores, so the same settings give the same bytes on any machine."""
-    threads = params["compare"]["threads_per_run"]
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"params.yaml compare.threads_per_run must be a whole number of at least 1, got {threads!r}")
-    return threads
-
-
-def run_executor(params: dict, methods: Mapping[str, ClusteringMethod], image_set: ImageSet) -> Any:
+def run_executor(pinned: dict, methods: Mapping[str, ClusteringMethod], image_set: ImageSet) -> Any:
     """`compare.executor: ray`: tasks on a Ray cluster (model/ray_executor.py). `local`: `compare.workers`
     processes on CPU; always in-process on CUDA (one GPU, one process). Every run has compare.threads_per_run
-    threads."""
-    executor = params["compare"].get("executor", "local")
+    threads and the device and precision of the `pinned` params (`pin_device`)."""
+    executor = pinned["compare"].get("executor", "local")
     if executor == "ray":
         from model.ray_executor import RayRunner  # noqa: PLC0415 - Ray is an optional extra
 
-        return RayRunner(params, image_set)
+        return RayRunner(pinned, image_set)
     if executor != "local":
         raise ValueError(f"params.yaml compare.executor is {executor!r}; expected 'local' or 'ray'")
-    workers = int(params["compare"]["workers"])
+    workers = int(pinned["compare"]["workers"])
     if workers < 1:
         raise ValueError(f"params.yaml compare.workers must be at least 1, got {workers}")
-    if workers == 1 or pick_device(params["model"]["device"]).type == "cuda":
-        return InProcess(methods, image_set, threads_per_run(params))
-    return WorkerPool(params, workers)
+    if workers == 1 or pinned["model"]["device"].startswith("cuda"):
+        return InProcess(methods, image_set, threads_per_run(pinned))
+    return WorkerPool(pinned, workers, IMAGES_PATH, LABELS_PATH)
 
 
 def cae_shas(seeds: Iterable[int], cae_dir: Path) -> dict[int, str]:
@@ -415,7 +285,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def main() -> None:
-    params = load_params(keys=PARAMS)
+    params = pin_device(load_params(keys=PARAMS))  # the one device and precision decision of every run
     keep_freed_memory(bool(params["model"]["keep_freed_memory"]))
     model_params, compare_params = params["model"], params["compare"]
     k, methods_order = int(model_params["k"]), list(compare_params["methods"])
@@ -429,8 +299,8 @@ def main() -> None:
     cae_fingerprints = cae_shas({spec.seed for spec in specs if methods[spec.method].uses_cae}, CAE_SEEDS_DIR)
 
     runner = run_executor(params, methods, image_set)
-    frame = records_frame(execute_runs(specs, methods, image_set, CACHE_DIR, fingerprints, cae_fingerprints, runner,
-                                       threads_per_run(params)))
+    frame = records_frame(execute_runs(specs, methods, image_set, CACHE_DIR, fingerprints, cae_fingerprints,
+                                       run_provenance(params), runner))
     runs = comparison_runs(frame, methods_order, k, seeds)
     write_csv(runs, OUT_DIR / "runs.csv")
     write_json(OUT_DIR / "summary.json", summarise(runs, methods_order, k, seeds, float(params["cluster"]["tol"])))

@@ -29,17 +29,13 @@ from sklearn.metrics import adjusted_rand_score
 from common import progress
 from model.data import encode_all, to_model_input
 from model.metrics import cluster_acc, nmi
-from model.nets import CAE, DCECNet, build_cae, soft_assign
-from model.runtime import adam, autocast, autocast_dtype, maybe_compile, save_atomic, seed_everything
+from model.nets import CAE, DCECNet, build_cae, load_cae, save_cae, soft_assign
+from model.runtime import NonFiniteLossError, adam, autocast, autocast_dtype, maybe_compile, save_atomic, seed_everything
 
 __all__ = ["DCECConfig", "DCECResult", "clustering_loss", "fit_dcec", "load_cae", "save_cae", "soft_assign",
            "target_distribution", "save_dcec", "NonFiniteLossError"]
 
 LOG_EPS = 1e-12  # q is clamped to this before log(q): an underflowed q of 0 would give an infinite KL
-
-
-class NonFiniteLossError(RuntimeError):
-    """A training loss became NaN or infinite."""
 
 
 def target_distribution(q: torch.Tensor) -> torch.Tensor:
@@ -238,29 +234,6 @@ def fit_dcec(cae: CAE, images_u8: torch.Tensor, config: DCECConfig, device: torc
         net=net, n_iter=ite if converged else config.maxiter, converged=converged, history=history,
         kmeans_assignments=kmeans.labels_.astype(np.int64),
     )
-
-
-def save_cae(cae: CAE, path: str | Path, extra: dict | None = None) -> None:
-    """Write {config, state_dict, **extra} atomically; loadable with `torch.load(weights_only=True)`."""
-    state = {k: v.detach().cpu().contiguous() for k, v in cae.state_dict().items()}
-    save_atomic({"config": dict(cae.config), "state_dict": state, **(extra or {})}, path)
-
-
-def cae_from_state(saved: dict, source: str) -> CAE:
-    """Rebuild a CAE from a {config, state_dict} dict (as `save_cae` writes it)."""
-    if not isinstance(saved, dict) or "config" not in saved or "state_dict" not in saved:
-        raise ValueError(f"{source}: not a CAE checkpoint (expected keys 'config' and 'state_dict')")
-    cae = build_cae(**saved["config"])
-    cae.load_state_dict(saved["state_dict"])
-    return cae
-
-
-def load_cae(path: str | Path) -> CAE:
-    """Rebuild the CAE saved by `save_cae` (CPU tensors; move it where needed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (made by the 'pretrain' stage: dvc repro pretrain)")
-    return cae_from_state(torch.load(path, map_location="cpu", weights_only=True), str(path))
 
 
 def save_dcec(net: DCECNet, path: str | Path, extra: dict | None = None) -> None:

@@ -18,9 +18,12 @@ at 128×128; same values).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from model.runtime import save_atomic
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU}
 STRIDE = 2
@@ -159,3 +162,26 @@ class DCECNet(nn.Module):
         """(B, C, S, S) → q (B, K), x_hat (B, C, S, S), z (B, E)."""
         z = self.cae.encode(x)
         return self.clustering(z), self.cae.decode(z), z
+
+
+def save_cae(cae: CAE, path: str | Path, extra: dict | None = None) -> None:
+    """Write {config, state_dict, **extra} atomically; loadable with `torch.load(weights_only=True)`."""
+    state = {k: v.detach().cpu().contiguous() for k, v in cae.state_dict().items()}
+    save_atomic({"config": dict(cae.config), "state_dict": state, **(extra or {})}, path)
+
+
+def cae_from_state(saved: dict, source: str) -> CAE:
+    """Rebuild a CAE from a {config, state_dict} dict (as `save_cae` writes it)."""
+    if not isinstance(saved, dict) or "config" not in saved or "state_dict" not in saved:
+        raise ValueError(f"{source}: not a CAE checkpoint (expected keys 'config' and 'state_dict')")
+    cae = build_cae(**saved["config"])
+    cae.load_state_dict(saved["state_dict"])
+    return cae
+
+
+def load_cae(path: str | Path) -> CAE:
+    """Rebuild the CAE saved by `save_cae` (CPU tensors; move it where needed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (made by the 'pretrain' stage: dvc repro pretrain)")
+    return cae_from_state(torch.load(path, map_location="cpu", weights_only=True), str(path))

@@ -4,8 +4,9 @@
 
 Outputs: `models/cae.pt` (the CAE of `base.seed`, for the cluster stage; per-epoch loss in `reports/pretrain/`,
 dvclive) and `models/cae_seeds/seed-<s>.pt` for every seed of `compare.seeds` and `compare.sweep_seeds`, each
-{config, state_dict, fingerprint}: a file whose fingerprint (images content, architecture, settings, seed,
-precision, training code) matches is kept, so a re-run trains only what changed.
+{config, state_dict, fingerprint}: a file whose fingerprint (images content, architecture, settings, seed, and
+the training code, libraries, device, precision and threads) matches is kept, so a re-run trains only what
+changed.
 Every epoch the full training state (model, optimiser, epoch, batch-order generator and global RNG states,
 all as tensors/lists so `torch.load(weights_only=True)` reads it) is written atomically to
 `models/checkpoints/pretrain_last.pt`. A re-run finds it, checks it was made with the same settings
@@ -29,11 +30,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common import file_sha1, load_params, progress
+from common.provenance import provenance
 from model.data import load_image_set, to_model_input
-from model.dcec import NonFiniteLossError, save_cae
-from model.nets import CAE, build_cae
-from model.runtime import (adam, autocast, autocast_dtype, code_sha1, git_sha, keep_freed_memory, maybe_compile,
-                           pick_device, restore_rng_states, rng_states, save_atomic, seed_everything)
+from model.nets import CAE, build_cae, save_cae
+from model.runtime import (KERNEL_LIBRARIES, NonFiniteLossError, adam, autocast, autocast_dtype, git_sha, keep_freed_memory, maybe_compile,
+                           pick_device, precision_name, restore_rng_states, rng_states, save_atomic, seed_everything)
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = (
@@ -61,15 +62,31 @@ class PretrainConfig:
     show_progress: bool = True
 
 
-def fingerprint(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig) -> dict:
-    """What a checkpoint must match to be resumed. `epochs` is left out: raising it continues a run.
+PRETRAIN_MODULES = ("model.pretrain",)  # the code of a pretrained CAE: this module's import closure in model/
+
+
+def training_provenance(config: PretrainConfig, device: torch.device) -> dict:
+    """The code (import closure of this module, by syntax tree: common/provenance.py), the kernel libraries,
+    the device type, the precision in effect there and torch's thread count of a pretraining run.
+
+    By syntax tree rather than bytes: a comment or docstring edit retrains no CAE (hours at the paper's size);
+    any change to the code does. The closure is model/pretrain.py, data.py, nets.py and runtime.py: the CAE's
+    persistence lives in nets.py, not in dcec.py, so a change to DCEC's joint phase or the metrics retrains
+    nothing (tests/model/test_provenance.py holds the closure to that)."""
+    return provenance(PRETRAIN_MODULES, KERNEL_LIBRARIES, device=device.type,
+                      precision=precision_name(config.mixed_precision, device), threads=torch.get_num_threads())
+
+
+def fingerprint(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device: torch.device) -> dict:
+    """What a checkpoint must match to be resumed. `epochs` is left out: raising it continues a run. The
+    training provenance is in it: a run interrupted before a code, library or device change starts afresh.
 
     `optimizer` names the kind of Adam state saved: a checkpoint of the unfused Adam (before issue #8) would
     load its param-group settings over the fused ones, so it is not resumed.
     """
     return {"cae_config": dict(cae.config), "images_shape": list(images_u8.shape), "batch_size": config.batch_size,
             "lr": float(config.lr), "seed": config.seed, "mixed_precision": config.mixed_precision,
-            "optimizer": "adam, fused"}
+            "optimizer": "adam, fused", "provenance": training_provenance(config, device)}
 
 
 def read_checkpoint(path: Path | None, expected: dict) -> dict | None:
@@ -99,7 +116,7 @@ def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device:
     CUDA (before the checkpoint is written, so a bad epoch is never saved). Raises NonFiniteLossError.
     """
     generator = seed_everything(config.seed)
-    expected = fingerprint(cae, images_u8, config)
+    expected = fingerprint(cae, images_u8, config, device)
     cae.to(device).to(memory_format=torch.channels_last).train()
     optimizer = adam(cae.parameters(), config.lr)
     start_epoch = 0
@@ -157,17 +174,13 @@ def train_cae(cae: CAE, images_u8: torch.Tensor, config: PretrainConfig, device:
     return cae
 
 
-TRAINING_CODE = ("nets.py", "pretrain.py", "data.py", "runtime.py")  # the modules a pretrained CAE depends on
-
-
 def pretrain_fingerprint(cae: CAE, images_sha1: str, config: PretrainConfig, device: torch.device) -> dict:
     """Everything a finished CAE depends on: what a per-seed file must match to be reused (its content key).
-    The precision is the one in effect on `device` (a CPU fp32 CAE is not reused for a bf16 CUDA run), and the
-    training code's sha1 is part of it (a changed training loop retrains)."""
-    precision = "bf16" if autocast_dtype(config.mixed_precision, device) else "fp32"
+    With the training provenance: the code, libraries, device type, precision in effect on `device` (a CPU
+    fp32 CAE is not reused for a bf16 CUDA run) and threads."""
     return {"cae_config": dict(cae.config), "images_sha1": images_sha1, "epochs": config.epochs,
             "batch_size": config.batch_size, "lr": float(config.lr), "seed": config.seed,
-            "precision": precision, "optimizer": "adam, fused", "code": code_sha1(*TRAINING_CODE)}
+            "optimizer": "adam, fused", "provenance": training_provenance(config, device)}
 
 
 def saved_fingerprint(path: Path) -> dict | None:
@@ -200,9 +213,9 @@ def pretrain_one(image_set, images_sha1: str, params: dict, seed: int, output: P
                  live_dir: Path | None = None) -> bool:
     """Pretrain the CAE of one seed into `output`, unless `output` already holds it; True if it trained.
 
-    Resumes from `checkpoint` after an interruption (same settings only). The file carries its fingerprint
-    (images content, architecture, pretraining settings, seed), so a re-run with nothing changed trains
-    nothing and a changed setting retrains. With `live_dir`, the per-epoch loss is logged there (dvclive).
+    Resumes from `checkpoint` after an interruption (same settings and provenance only). The file carries its
+    fingerprint (`pretrain_fingerprint`), so a re-run with nothing changed trains nothing and a changed
+    setting, code, library or device retrains. With `live_dir`, the per-epoch loss is logged there (dvclive).
     """
     device = pick_device(params["model"]["device"])
     cae = new_cae(image_set, params["model"], seed)
@@ -211,7 +224,7 @@ def pretrain_one(image_set, images_sha1: str, params: dict, seed: int, output: P
     if saved_fingerprint(output) == wanted:
         print(f"pretrain: seed {seed}: {output} is up to date", file=sys.stderr)
         return False
-    resume_from = read_checkpoint(checkpoint, fingerprint(cae, image_set.images, config))
+    resume_from = read_checkpoint(checkpoint, fingerprint(cae, image_set.images, config, device))
     if resume_from is not None:
         print(f"resuming pretrain seed {seed} from {checkpoint} after epoch {resume_from['epoch']}", file=sys.stderr)
     if live_dir is None:

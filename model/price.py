@@ -354,7 +354,8 @@ def predict_prices(works: pd.DataFrame, embedding: np.ndarray, logs: pd.DataFram
 
 # ---------------------------------------------------------------- metrics from predictions.csv
 # Here rather than in model/metrics.py: that module is part of the code key of the cached Fashion-MNIST
-# verification (model/verify.py TRAINING_CODE), and price scores have nothing to do with those results.
+# verification (model/verify.py keys its seeds on the modules it imports), and price scores have nothing to do with
+# those results.
 
 
 def price_metrics(actual: np.ndarray, predicted: np.ndarray, range_low: np.ndarray, range_high: np.ndarray) -> dict:

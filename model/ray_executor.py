@@ -5,7 +5,10 @@
     dvc exp run -S compare.executor=ray
 
 Every (method, seed, k) run is one Ray task: `num_gpus=1` when the model runs on CUDA, else `num_cpus` =
-`compare.threads_per_run` (torch uses that many threads in the task). The driver ships the inputs through
+`compare.threads_per_run` (torch uses that many threads in the task). The device and precision are the
+driver's decision (`model.runs.pin_device`), the ones in the run's cache key: the task carries them, and a
+worker that cannot honour them (asked for CUDA, has none) fails the run with a message instead of computing
+something else under that key. The driver ships the inputs through
 Ray's object store — the images, the labels and the bytes of every seed's pretrained CAE — so worker machines
 need no copy of `data/` or `models/`. A task whose worker or node dies is run again by Ray (`max_retries`).
 Results come back to the driver, which writes them to the same content-addressed cache as a local run
@@ -15,6 +18,7 @@ Results come back to the driver, which writes them to the same content-addressed
 from __future__ import annotations
 
 import hashlib
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -27,7 +31,7 @@ import torch
 
 from model.data import ImageSet
 from model.methods import CAE_SEEDS_DIR, get_method, seed_cae_path
-from model.runtime import pick_device
+from model.runs import compute_run, limit_threads, threads_per_run
 
 TASK_RETRIES = 3  # a run whose worker or node is lost is started again this many times
 
@@ -54,11 +58,19 @@ def _cae_dir(cae_blobs: dict[int, bytes]) -> Path:
     return _task_state["folder"]
 
 
+def check_device(device: str) -> None:
+    """RuntimeError unless this worker has the device the driver decided on (and keyed the run with)."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"this run is keyed and planned for {device!r} (the driver's model.device), but the Ray "
+                           f"worker on {socket.gethostname()} has no CUDA device; give the cluster's GPU nodes the "
+                           f"tasks (ray start --num-gpus) or set model.device: cpu")
+
+
 def run_task(params: dict, images: np.ndarray, labels: pd.DataFrame, cae_blobs: dict[int, bytes], spec: Any,
              key: str, threads: int) -> dict:
-    """One run inside a Ray worker: the same `compute_run` as a local run, from the shipped inputs."""
-    from model.compare import compute_run, limit_threads  # noqa: PLC0415 - compare imports this module lazily
-
+    """One run inside a Ray worker: the same `compute_run` as a local run, from the shipped inputs and the
+    driver's pinned params (device and precision decided there)."""
+    check_device(params["model"]["device"])
     limit_threads(threads)
     image_set = ImageSet(images=torch.from_numpy(np.ascontiguousarray(images)), labels=labels)
     method = get_method(spec.method, params, _cae_dir(cae_blobs))
@@ -77,14 +89,13 @@ def check_fits_a_node(ray: Any, cpus: int) -> None:
 class RayRunner:
     """Computes the runs as Ray tasks on the cluster at `compare.ray_address`; yields each as it finishes."""
 
-    def __init__(self, params: dict, image_set: ImageSet, cae_dir: Path = CAE_SEEDS_DIR):
-        self.params, self.image_set, self.cae_dir = params, image_set, Path(cae_dir)
-        compare = params["compare"]
-        self.address = str(compare.get("ray_address") or "auto")
-        from model.compare import threads_per_run  # noqa: PLC0415 - compare imports this module lazily
-
-        self.cpus = threads_per_run(params)
-        self.on_gpu = pick_device(params["model"]["device"]).type == "cuda"
+    def __init__(self, pinned: dict, image_set: ImageSet, cae_dir: Path = CAE_SEEDS_DIR):
+        device_type = torch.device(pinned["model"]["device"]).type  # workers see their GPU as cuda:0
+        self.params = pinned | {"model": pinned["model"] | {"device": device_type}}
+        self.image_set, self.cae_dir = image_set, Path(cae_dir)
+        self.address = str(pinned["compare"].get("ray_address") or "auto")
+        self.cpus = threads_per_run(pinned)
+        self.on_gpu = device_type == "cuda"
 
     def map(self, jobs: Sequence[tuple[Any, str]]) -> Iterator[tuple[Any, dict]]:
         if not jobs:

@@ -8,7 +8,6 @@ failing a long run. Bitwise equality is promised only on CPU with the same torch
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import random
 import subprocess
@@ -21,7 +20,8 @@ from torch import nn
 
 from common import atomic_path
 
-MODEL_DIR = os.path.dirname(os.path.abspath(__file__))
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or infinite."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -80,6 +80,9 @@ def adam(parameters: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Ada
 
 
 MIXED_PRECISION = ("auto", "bf16", "off")
+# Libraries whose kernels the model's results may depend on: part of every cache key (common/provenance.py).
+# A library added later is one more line; one not installed keys as None.
+KERNEL_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "threadpoolctl", "umap-learn", "pynndescent", "numba")
 
 
 def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
@@ -94,6 +97,11 @@ def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     if setting == "auto":
         return torch.bfloat16 if device.type == "cuda" and _native_bf16(device) else None
     return torch.bfloat16 if setting == "bf16" else None
+
+
+def precision_name(setting: str, device: torch.device) -> str:
+    """"bf16" or "fp32": the precision `model.mixed_precision` trains in on `device` (for cache keys)."""
+    return "bf16" if autocast_dtype(setting, device) else "fp32"
 
 
 def _native_bf16(device: torch.device) -> bool:
@@ -204,13 +212,3 @@ def save_atomic(obj: object, path: str | os.PathLike) -> None:
     """
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
-
-
-def code_sha1(*module_names: str) -> str:
-    """sha1 over the source of the given `model/` modules: part of the key of a cached training result, so a
-    change of the code that computes it is never served a stale result."""
-    digest = hashlib.sha1()
-    for name in module_names:
-        with open(os.path.join(MODEL_DIR, name), "rb") as fh:
-            digest.update(fh.read())
-    return digest.hexdigest()

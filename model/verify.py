@@ -15,8 +15,8 @@ n_images, pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table b
 
 Resumable (a full seed is about an hour on 2 CPU cores): each finished seed is kept beside the report in
 `<out>/<report name>/seed-<s>.json` (committed, so another session resumes too) and pretraining checkpoints
-every epoch to `<work>/<mode>/pretrain-seed-<s>.pt`, both checked against the protocol (a finished seed also
-against the code: sha1 of the modules in TRAINING_CODE); a re-run after an
+every epoch to `<work>/<mode>/pretrain-seed-<s>.pt`, both checked against the protocol and what computes it
+(`seed_key`: the code, the libraries, the device, the precision and the threads); a re-run after an
 interruption skips finished seeds and continues the pretraining from its last epoch. `--only S ...` runs a
 subset of the seeds (one process per seed, side by side); the report is written when all have finished.
 """
@@ -24,9 +24,7 @@ subset of the seeds (one process per seed, side by side); the report is written 
 from __future__ import annotations
 
 import argparse
-import gzip
 import platform
-import struct
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -37,16 +35,14 @@ import torch
 from sklearn.cluster import KMeans
 
 from common import atomic_write, load_params, read_json, write_json
+from common.provenance import provenance
 from model.dcec import DCECConfig, fit_dcec
+from model.fashion_mnist import DATA_DIR, load_fashion_mnist
 from model.metrics import label_metrics, paired_difference
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, fingerprint, read_checkpoint, train_cae
-from model.runtime import code_sha1, git_sha, keep_freed_memory, pick_device, seed_everything
+from model.runtime import KERNEL_LIBRARIES, git_sha, keep_freed_memory, pick_device, precision_name, seed_everything
 
-DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-         "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-IDX_UBYTE = 0x08
 N_CLASSES = 10
 
 
@@ -85,41 +81,7 @@ PUBLISHED = [
 ]
 METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means", "dcec": "DCEC"}
 OUTPUT_STEMS = {"quick": "fashion-mnist", "full": "fashion-mnist-full"}
-TRAINING_CODE = ("nets.py", "dcec.py", "pretrain.py", "data.py", "metrics.py", "runtime.py", "verify.py")
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read a gzipped idx file of unsigned bytes (the MNIST format): magic 0,0,0x08,ndim; big-endian dims."""
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != IDX_UBYTE:
-        raise ValueError(f"{path}: not an unsigned-byte idx file (magic {data[:4].hex()})")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} = {int(np.prod(dims))} values, file has {body.size}")
-    return body.reshape(dims)
-
-
-def load_fashion_mnist(data_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28, 1) uint8 and labels (N,) int64 of the given splits, concatenated in order.
-
-    Raises FileNotFoundError telling the user to run `make verify` when the Debian files are absent.
-    """
-    images, labels = [], []
-    for split in splits:
-        image_file, label_file = (data_dir / name for name in FILES[split])
-        for path in (image_file, label_file):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: Fashion-MNIST not found; run `make verify` (it installs the "
-                                        "Debian package dataset-fashion-mnist) or pass --data-dir")
-        x, y = read_idx(image_file), read_idx(label_file)
-        if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-            raise ValueError(f"{image_file}: {x.shape} images vs {label_file}: {y.shape} labels")
-        images.append(x[..., None])
-        labels.append(y.astype(np.int64))
-    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
+VERIFY_MODULES = ("model.verify",)  # the code of a seed: this module's import closure in model/, by syntax tree
 
 
 def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed: int, device: torch.device,
@@ -139,7 +101,7 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     cae = build_cae(images.shape[1], images.shape[3], embedding=protocol.embedding, activation=protocol.activation)
     pre = PretrainConfig(epochs=protocol.pretrain_epochs, batch_size=protocol.batch_size, lr=protocol.lr, seed=seed,
                          mixed_precision=mixed_precision)
-    resume_from = read_checkpoint(checkpoint, fingerprint(cae, images, pre))
+    resume_from = read_checkpoint(checkpoint, fingerprint(cae, images, pre, device))
     if resume_from is not None:
         print(f"verify: seed {seed}: pretraining resumes after epoch {resume_from['epoch']}", file=sys.stderr)
     cae = train_cae(cae, images, pre, device, checkpoint, resume_from)
@@ -160,10 +122,14 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
 
 
 def seed_key(protocol: Protocol, n_images: int, mixed_precision: str, device: torch.device) -> dict:
-    """What a finished seed must match to be reused or reported: protocol, data size, precision, device kind
-    and the sha1 of the code that computed it."""
+    """What a finished seed must match to be reused or reported: protocol, data size, the precision setting,
+    and what computes it (common/provenance.py): the code (this module's import closure, by syntax tree), the
+    kernel libraries' versions, the device type, the precision in effect there and torch's thread count."""
     return {"protocol": protocol.__dict__ | {"splits": list(protocol.splits)}, "n_images": n_images,
-            "mixed_precision": mixed_precision, "device": device.type, "code": code_sha1(*TRAINING_CODE)}
+            "mixed_precision": mixed_precision,
+            "provenance": provenance(VERIFY_MODULES, KERNEL_LIBRARIES, device=device.type,
+                                     precision=precision_name(mixed_precision, device),
+                                     threads=torch.get_num_threads())}
 
 
 def seed_results(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seeds: list[int], device: torch.device,

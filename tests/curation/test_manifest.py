@@ -199,6 +199,20 @@ def test_another_thumbnail_size_misses_the_cache(flagged_repo, monkeypatch, para
     assert max(Image.open(repo / "data/review/thumbs/www-a-1.jpg").size) == 48
 
 
+def test_another_pillow_or_curation_code_misses_the_cache(flagged_repo, monkeypatch):
+    """Image facts are keyed on what computed them: another Pillow (or an edit to the curation code, which
+    goes into the same provenance) decodes every image again rather than serve the old facts."""
+    import importlib.metadata
+
+    repo, _, _ = flagged_repo
+    manifest.main()
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "99.0" if name == "Pillow" else real_version(name))
+    decodes = count_decodes(monkeypatch)
+    manifest.main()
+    assert len(decodes) == 6
+
+
 def test_malformed_curator_file_stops_before_writing_anything(flagged_repo):
     repo, _, _ = flagged_repo
     path = repo / "data/review/manifest.csv"

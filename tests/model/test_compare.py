@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from model import compare
+from common.provenance import REPO_ROOT
+from model import compare, runs
+from model import methods as methods_module
 from model.compare import RunSpec, execute_runs, plan_runs, records_frame, relative_to_max, sweep_table
+from model.local_executor import WorkerPool
 from model.methods import MethodResult, get_method
 from tests.model.test_exp_fixtures import K, small_params, synthetic_image_set, write_inputs, write_params
 
 FINGERPRINTS = {"images": "a" * 40, "labels": "b" * 40}
 CAE_SHAS = {0: "c" * 40, 1: "e" * 40}
+ORIGIN = {"code": "f" * 20, "libraries": {"torch": "2"}, "device": "cpu", "precision": "fp32", "threads": 1}
 
 
 class CountingMethod:
@@ -43,16 +48,16 @@ def test_second_run_is_served_from_the_cache_and_a_new_k_computes_only_new_runs(
     image_set = synthetic_image_set()
     methods = {"a": CountingMethod("a"), "b": CountingMethod("b", uses_cae=True)}
     specs = plan_runs(["a", "b"], [0, 1], K, [2], [0], sweep_methods=["b"])
-    first = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
+    first = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS, ORIGIN)
     assert sum(len(m.calls) for m in methods.values()) == len(specs) == 5
     for method in methods.values():
         method.calls.clear()
-    second = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
+    second = execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS, ORIGIN)
     assert sum(len(m.calls) for m in methods.values()) == 0
     assert [r["metrics"] for r in second] == [r["metrics"] for r in first]
 
     wider = plan_runs(["a", "b"], [0, 1], K, [2, 3], [0], sweep_methods=["b"])
-    execute_runs(wider, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
+    execute_runs(wider, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS, ORIGIN)
     assert methods["b"].calls == [(3, 0)] and methods["a"].calls == []
 
 
@@ -60,21 +65,21 @@ def test_cache_key_follows_settings_and_only_the_inputs_a_method_uses(tmp_path):
     image_set = synthetic_image_set()
     methods = {"a": CountingMethod("a"), "b": CountingMethod("b", uses_cae=True)}
     specs = [RunSpec("a", K, 0), RunSpec("b", K, 0)]
-    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
+    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, CAE_SHAS, ORIGIN)
     new_cae = {**CAE_SHAS, 0: "d" * 40}
-    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, new_cae)
+    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, new_cae, ORIGIN)
     assert len(methods["a"].calls) == 1 and len(methods["b"].calls) == 2  # only the CAE user reruns
     methods["a"] = CountingMethod("a", setting=2)
-    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, new_cae)
+    execute_runs(specs, methods, image_set, tmp_path, FINGERPRINTS, new_cae, ORIGIN)
     assert len(methods["a"].calls) == 1
 
 
 def test_corrupt_cache_entry_is_recomputed(tmp_path):
     image_set, method = synthetic_image_set(), CountingMethod("a")
-    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
+    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS, CAE_SHAS, ORIGIN)
     (entry,) = tmp_path.glob("*.json")
     entry.write_text("{truncated", encoding="utf-8")
-    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS, CAE_SHAS)
+    execute_runs([RunSpec("a", K, 0)], {"a": method}, image_set, tmp_path, FINGERPRINTS, CAE_SHAS, ORIGIN)
     assert len(method.calls) == 2 and json.loads(entry.read_text())["k"] == K
 
 
@@ -84,7 +89,7 @@ def test_out_of_range_assignments_are_refused(tmp_path):
             return MethodResult(np.full(image_set.n, k), None, {})
 
     with pytest.raises(ValueError, match="outside 0..3"):
-        execute_runs([RunSpec("x", K, 0)], {"x": Broken("x")}, synthetic_image_set(), tmp_path, FINGERPRINTS, CAE_SHAS)
+        execute_runs([RunSpec("x", K, 0)], {"x": Broken("x")}, synthetic_image_set(), tmp_path, FINGERPRINTS, CAE_SHAS, ORIGIN)
 
 
 def test_relative_ch_is_absolute_over_its_maximum_per_method():
@@ -180,9 +185,9 @@ def test_worker_processes_give_the_in_process_results(tmp_path, monkeypatch):
     methods = {name: get_method(name, params, tmp_path / "models/cae_seeds") for name in params["compare"]["methods"]}
     specs = plan_runs(params["compare"]["methods"], [0, 1, 2], K, [], [0], sweep_methods=["cae_kmeans"])
     shas = compare.cae_shas(range(3), tmp_path / "models/cae_seeds")
-    local = execute_runs(specs, methods, image_set, tmp_path / "local", FINGERPRINTS, shas)
-    pooled = execute_runs(specs, methods, image_set, tmp_path / "pooled", FINGERPRINTS, shas,
-                          compare.WorkerPool(params, workers=2))
+    local = execute_runs(specs, methods, image_set, tmp_path / "local", FINGERPRINTS, shas, ORIGIN)
+    pooled = execute_runs(specs, methods, image_set, tmp_path / "pooled", FINGERPRINTS, shas, ORIGIN,
+                          WorkerPool(params, 2, compare.IMAGES_PATH, compare.LABELS_PATH))
     assert [r["key"] for r in pooled] == [r["key"] for r in local]  # in plan order, whatever finished first
     assert [r["assignments"] for r in pooled] == [r["assignments"] for r in local]
     assert len(list((tmp_path / "pooled").glob("*.json"))) == len(specs)
@@ -191,16 +196,74 @@ def test_worker_processes_give_the_in_process_results(tmp_path, monkeypatch):
 def test_a_runs_thread_count_is_part_of_its_cache_key(tmp_path):
     """k-means and DeepCluster sum in a thread-dependent order: a run cached with 2 threads is not a 1-thread run."""
     spec = RunSpec("kmeans_pixels", K, 0)
-    assert compare.cache_key(spec, {}, FINGERPRINTS, 1) != compare.cache_key(spec, {}, FINGERPRINTS, 2)
+    one_thread, two_threads = (runs.run_provenance(small_params(threads_per_run=n)) for n in (1, 2))
+    assert runs.cache_key(spec, {}, FINGERPRINTS, one_thread) != runs.cache_key(spec, {}, FINGERPRINTS, two_threads)
     params = small_params(methods=["kmeans_pixels"], seeds=[0], sweep_ks=[], sweep_seeds=[0])
     methods = {"kmeans_pixels": get_method("kmeans_pixels", params, tmp_path)}
-    one = execute_runs([spec], methods, synthetic_image_set(), tmp_path, FINGERPRINTS, {}, threads=1)
-    two = execute_runs([spec], methods, synthetic_image_set(), tmp_path, FINGERPRINTS, {}, threads=2)
+    one = execute_runs([spec], methods, synthetic_image_set(), tmp_path, FINGERPRINTS, {}, one_thread)
+    two = execute_runs([spec], methods, synthetic_image_set(), tmp_path, FINGERPRINTS, {}, two_threads)
     assert one[0]["key"] != two[0]["key"] and len(list(tmp_path.glob("*.json"))) == 2
+    assert one[0]["provenance"] == one_thread  # each record names what computed it
 
 
 @pytest.mark.parametrize("value", [0, 1.5, "2", True, None])
 def test_threads_per_run_must_be_a_whole_number_of_at_least_one(value):
     params = small_params(threads_per_run=value)
     with pytest.raises(ValueError, match="compare.threads_per_run"):
-        compare.threads_per_run(params)
+        runs.threads_per_run(params)
+
+
+def scratch_model_copy(root):
+    """A copy of model/ under `root`, for edits that the run's code key must see."""
+    shutil.copytree(REPO_ROOT / "model", root / "model", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_editing_a_methods_module_recomputes_every_affected_cached_run(tmp_path, monkeypatch):
+    """The stage's run cache is keyed on the code: an edit to a method's module (in a scratch copy of model/)
+    turns its cached runs into misses, which the stage recomputes; a comment-only edit does not."""
+    scratch = scratch_model_copy(tmp_path / "scratch")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    write_inputs(workspace)
+    write_params(workspace, small_params(methods=["kmeans_pixels", "cae_kmeans"], seeds=[0], sweep_ks=[],
+                                         sweep_seeds=[0]))
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr(compare, "run_provenance", lambda params: runs.run_provenance(params, scratch))
+    calls = []
+    for cls in (methods_module.KMeansPixels, methods_module.CAEKMeans, methods_module.DCEC):
+        monkeypatch.setattr(cls, "fit", lambda self, *args, _real=cls.fit: calls.append(self.name) or _real(self, *args))
+    compare.main()
+    every_run = ["cae_kmeans", "dcec", "kmeans_pixels"]  # the sweep adds DCEC at model.k
+    assert sorted(calls) == every_run
+
+    calls.clear()
+    methods_py = scratch / "model/methods.py"
+    methods_py.write_text(methods_py.read_text() + "\n# a comment changes no result\n")
+    compare.main()
+    assert calls == []  # served from the cache
+
+    deepcluster_train = scratch / "model/deepcluster_train.py"  # a method's module, imported through methods.py
+    deepcluster_train.write_text(deepcluster_train.read_text() + "\nEDITED = True\n")
+    compare.main()
+    assert sorted(calls) == every_run  # the run code is one closure: every run recomputed
+    assert len(list((workspace / "models/compare_cache").glob("*.json"))) == 2 * len(every_run)
+
+
+def test_a_cuda_key_differs_from_a_cpu_key_and_the_device_is_decided_once(monkeypatch):
+    spec = RunSpec("dcec", K, 0)
+    cpu = runs.pin_device(small_params())
+    cuda = cpu | {"model": cpu["model"] | {"device": "cuda"}}
+    assert runs.run_provenance(cpu)["device"] == "cpu" and runs.run_provenance(cuda)["device"] == "cuda"
+    assert runs.cache_key(spec, {}, FINGERPRINTS, runs.run_provenance(cpu)) != \
+        runs.cache_key(spec, {}, FINGERPRINTS, runs.run_provenance(cuda))
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # a machine with an Ampere GPU, stubbed
+    monkeypatch.setattr("model.runtime._native_bf16", lambda device: True)
+    auto = small_params()
+    auto["model"] |= {"device": "auto", "mixed_precision": "auto"}
+    pinned = runs.pin_device(auto)
+    assert pinned["model"]["device"] == "cuda" and pinned["model"]["mixed_precision"] == "bf16"
+    origin = runs.run_provenance(pinned)
+    assert (origin["device"], origin["precision"]) == ("cuda", "bf16")
+    assert get_method("dcec", pinned).settings["mixed_precision"] == "bf16"  # the method runs what the key says

@@ -157,3 +157,21 @@ def test_each_comparison_seed_gets_its_own_cae_and_a_rerun_trains_nothing(worksp
     params["pretrain"]["lr"] = 0.002
     pretrain.run_pretrain(params=params, **paths(workspace))
     assert trained == [3, 5, 6]  # a changed setting retrains every seed (the base seed's file is a copy)
+
+
+def test_a_cae_is_keyed_on_its_device_threads_and_code(monkeypatch):
+    from model.nets import build_cae
+
+    cae = build_cae(8, 3, [4, 8, 8], [3, 3, 3], 4, "elu")
+    config = pretrain.PretrainConfig(epochs=1, batch_size=8, lr=1e-3)
+    key = pretrain.pretrain_fingerprint(cae, "a" * 40, config, torch.device("cpu"))
+    assert key == pretrain.pretrain_fingerprint(cae, "a" * 40, config, torch.device("cpu"))
+    assert key != pretrain.pretrain_fingerprint(cae, "a" * 40, config, torch.device("cuda"))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert key != pretrain.pretrain_fingerprint(cae, "a" * 40, config, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr(pretrain, "provenance", lambda *args, **kwargs: {"code": "other"})
+    assert key != pretrain.pretrain_fingerprint(cae, "a" * 40, config, torch.device("cpu"))

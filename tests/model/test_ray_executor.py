@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -118,3 +119,78 @@ def test_a_run_needing_more_cpus_than_any_node_is_refused_not_left_pending():
     check_fits_a_node(_Cluster(1, 2), 2)
     with pytest.raises(ValueError, match=r"threads_per_run is 2.*offers 1 CPUs"):
         check_fits_a_node(_Cluster(1, 1, dead=4), 2)
+
+
+class _Ref:
+    """An object reference of the stub below: the task's result, or the exception the task raised."""
+
+    def __init__(self, call):
+        try:
+            self.value, self.error = call(), None
+        except Exception as exc:  # noqa: BLE001 - handed to get(), as Ray does
+            self.value, self.error = None, exc
+
+
+class _StubRay:
+    """Ray's driver API over one in-process "worker" that has no GPU, whatever the driver has (`gpu["present"]`)."""
+
+    def __init__(self, gpu: dict):
+        self.gpu, self.submitted = gpu, []
+
+    def init(self, **kwargs): pass
+    def put(self, value): return value
+    def nodes(self): return [{"Alive": True, "Resources": {"CPU": 2.0, "GPU": 1.0}}]
+    def cluster_resources(self): return {"CPU": 2.0, "GPU": 1.0}
+    def wait(self, refs, num_returns): return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        if ref.error is not None:
+            raise ref.error
+        return ref.value
+
+    def remote(self, **resources):
+        stub = self
+
+        class Task:
+            def remote(self, *args):
+                stub.submitted.append((resources, args))
+                stub.gpu["present"] = False  # the task runs on a worker without a GPU
+                return _Ref(lambda: stub.fn(*args))
+
+        def decorate(fn):
+            stub.fn = fn
+            return Task()
+        return decorate
+
+
+def test_the_driver_decides_the_device_once_and_a_worker_without_it_fails_the_run(tmp_path, monkeypatch):
+    """A GPU driver (stubbed) keys the run cuda/bf16 and ships that decision; a worker without CUDA does not
+    compute something else under that key but fails the run, saying why."""
+    from model import ray_executor, runs
+    from model.compare import execute_runs
+    from tests.model.test_exp_fixtures import K, synthetic_image_set
+
+    gpu = {"present": True}
+    monkeypatch.setattr("torch.cuda.is_available", lambda: gpu["present"])
+    monkeypatch.setattr("model.runtime._native_bf16", lambda device: True)
+    stub = _StubRay(gpu)
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: stub)
+    write_inputs(tmp_path)
+    params = small_params(methods=["dcec"], seeds=[0], executor="ray")
+    params["model"] |= {"device": "auto", "mixed_precision": "auto"}
+    pinned = runs.pin_device(params)
+    origin = runs.run_provenance(pinned)
+    runner = ray_executor.RayRunner(pinned, synthetic_image_set(), tmp_path / "models/cae_seeds")
+    spec = runs.RunSpec("dcec", K, 0)
+    with pytest.raises(RuntimeError, match=r"planned for 'cuda'.*has no CUDA device"):
+        list(runner.map([(spec, runs.cache_key(spec, {}, {}, origin))]))
+    [(resources, task_args)] = stub.submitted
+    task_params = task_args[0]
+    assert resources["num_gpus"] == 1 and "num_cpus" not in resources
+    assert (origin["device"], origin["precision"]) == ("cuda", "bf16")  # the key ...
+    assert (task_params["model"]["device"], task_params["model"]["mixed_precision"]) == ("cuda", "bf16")  # ... the run
+    planned = SimpleNamespace(settings={}, uses_cae=True)  # the stage's view of the method: settings for the key
+    with pytest.raises(RuntimeError, match="has no CUDA device"):  # and nothing is cached under the key
+        execute_runs([spec], {"dcec": planned}, synthetic_image_set(), tmp_path / "cache",
+                     {"images": "a", "labels": "b"}, {0: "c"}, origin, runner)
+    assert not list((tmp_path / "cache").glob("*.json"))

@@ -7,7 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from model.verify import load_fashion_mnist, main, read_idx
+from model.fashion_mnist import load_fashion_mnist, read_idx
+from model.verify import main
 
 
 def write_idx(path, array):
@@ -94,3 +95,30 @@ def test_seeds_run_apart_are_reported_once_all_have_finished(tmp_path):
     assert not (tmp_path / "out/fashion-mnist.json").exists()  # seed 0 is still missing
     main(args + ["--only", "0"])
     assert json.loads((tmp_path / "out/fashion-mnist.json").read_text())["seeds"] == [0, 1]
+
+
+def test_a_seed_key_changes_with_threads_torch_version_code_and_device(monkeypatch):
+    """A finished seed is reused only by what computed it: a thread count, torch version, code or device of
+    its own."""
+    import importlib.metadata
+
+    import torch
+
+    from model.verify import MODES, seed_key
+
+    def key(device="cpu"):
+        return seed_key(MODES["quick"], 100, "off", torch.device(device))
+
+    before = key()
+    assert key() == before
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert key() != before
+    finally:
+        torch.set_num_threads(threads)
+    assert key("cuda") != before
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "9.9.9" if name == "torch" else real_version(name))
+    assert key() != before
