@@ -47,7 +47,7 @@ from model.runtime import keep_freed_memory, pick_device
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = (
     "model.k", "model.device", "model.compile", "model.eval_batch_size", "model.mixed_precision",
-    "model.keep_freed_memory", "cluster", "compare", "deepcluster"
+    "model.keep_freed_memory", "cluster", "compare", "deepcluster", "n2d"
 )
 IMAGES_PATH = Path("data/final/images.npy")
 LABELS_PATH = Path("data/final/labels.csv")
