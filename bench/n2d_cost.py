@@ -126,7 +126,8 @@ def report(rows: list[dict], settings: dict, timeout: float, load_at_start: floa
             continue
         table.append([shape, row["k"], row["jit_s"], row["seeded_s"], row["rerun_s"],
                       "yes" if row["identical"] else "**no**", row["unseeded_s"],
-                      f"{row['seeded_s'] / row['unseeded_s']:.2f}", f"{row['peak_mb']:,.0f} ({row['peak_above_start_mb']:+,.0f})"])
+                      f"{row['seeded_s'] / row['unseeded_s']:.2f}",
+                      f"{row['peak_mb']:,.0f} ({row['peak_above_start_mb']:+,.0f})"])
     return (f"lscpu: {lscpu_summary()}. Load average at the start {load_at_start:.1f} (the cores are shared). "
             f"Settings: params.yaml n2d {settings}; n_components = k. Embeddings: synthetic Gaussian blobs "
             "(k centres), not real CAE embeddings. Each case in a fresh process; cases over "

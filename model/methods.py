@@ -35,12 +35,11 @@ Extension point: a new method (DeepCluster) is a class with the same four member
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-
-import importlib.metadata
 
 import numpy as np
 import torch
@@ -177,7 +176,8 @@ def check_n2d_settings(settings: dict[str, Any]) -> None:
     n_components, n_neighbors, min_dist = (settings[key] for key in ("n_components", "n_neighbors", "min_dist"))
     if n_components is not None and (not isinstance(n_components, int) or isinstance(n_components, bool)
                                      or n_components < 1):
-        raise ValueError(f"params.yaml n2d.n_components must be null (= k) or a whole number >= 1, got {n_components!r}")
+        raise ValueError(f"params.yaml n2d.n_components must be null (= k) or a whole number >= 1, "
+                         f"got {n_components!r}")
     if not isinstance(n_neighbors, int) or isinstance(n_neighbors, bool) or n_neighbors < 2:
         raise ValueError(f"params.yaml n2d.n_neighbors must be a whole number >= 2, got {n_neighbors!r}")
     if not isinstance(min_dist, int | float) or not 0.0 <= min_dist <= 1.0:
@@ -205,7 +205,8 @@ def n2d_cluster(embedding: np.ndarray, k: int, seed: int, settings: dict[str, An
     check_n2d_settings(settings)
     n = embedding.shape[0]
     if not 1 <= k <= n:
-        raise ValueError(f"n2d: k = {k} clusters for {n} samples; k (model.k) must be between 1 and the number of samples")
+        raise ValueError(f"n2d: k = {k} clusters for {n} samples; k (model.k) must be between 1 and the number "
+                         "of samples")
     n_components = k if settings["n_components"] is None else settings["n_components"]
     if n_components > n - 2:
         raise ValueError(f"n2d: n_components = {n_components} (params.yaml n2d.n_components, null = k) for {n} "

@@ -10,9 +10,10 @@ test images with fewer epochs and iterations, sized for 2 seeds in under 20 minu
 
 Methods, per seed: k-means on pixels; CAE + k-means (the k-means initialisation of DCEC, on the pretrained
 embedding); N2D (McConville et al. 2020) on that same pretrained embedding: UMAP to 10 dimensions with
-N2D's Fashion-MNIST settings, then a Gaussian mixture (`model.methods.n2d_cluster`); DCEC. Writes `<out>/fashion-mnist.json` (quick) or `<out>/fashion-mnist-full.json` (full): mean
-and std over seeds, per-seed values, times, DCEC against the others paired by seed (`paired_difference`),
-n_images, pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table beside the published figures.
+N2D's Fashion-MNIST settings, then a Gaussian mixture (`model.methods.n2d_cluster`); DCEC. Writes
+`<out>/fashion-mnist.json` (quick) or `<out>/fashion-mnist-full.json` (full): mean and std over seeds,
+per-seed values, times, DCEC against the others paired by seed (`paired_difference`), n_images,
+pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table beside the published figures.
 
 Resumable (a full seed is about an hour on 2 CPU cores): each finished seed is kept beside the report in
 `<out>/<report name>/seed-<s>.json` (committed, so another session resumes too) and pretraining checkpoints
@@ -97,10 +98,11 @@ PUBLISHED = [
     ("ConvDEC-DA", "0.586", "0.636", "XifengGuo/DEC-DA README (with augmentation)"),
     ("N2D", "0.672", "0.684", "McConville et al. 2020 (arXiv 1908.05968; models.md §4b, secondary aggregation): "
                               "a dense 784-500-500-2000-10 autoencoder trained 1,000 epochs, then UMAP + GMM; ours "
-                              "runs UMAP + GMM on the conv CAE (200 epochs in full mode); their NMI averaging is not recorded"),
+                              "runs UMAP + GMM on the conv CAE (200 epochs in full mode); their NMI averaging is "
+                              "not recorded"),
 ]
-METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means", "n2d": "N2D (CAE → UMAP → GMM)",
-                 "dcec": "DCEC"}
+METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means",
+                 "n2d": "N2D (CAE → UMAP → GMM)", "dcec": "DCEC"}
 OUTPUT_STEMS = {"quick": "fashion-mnist", "full": "fashion-mnist-full"}
 TRAINING_CODE = ("nets.py", "dcec.py", "pretrain.py", "data.py", "metrics.py", "runtime.py", "methods.py", "verify.py")
 
