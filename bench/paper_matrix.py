@@ -20,7 +20,9 @@ shape (10,500 × 128 × 128 × 3, random noise: speed does not depend on content
   bound per iteration), charged PIXEL_LLOYD_ITERATIONS iterations per restart (an assumption, from the
   mission-size demo, since noise converges in two);
 - PCA + k-means: the randomised PCA at full size, then k-means of the projection;
-- DeepCluster: one real epoch of `fit_deepcluster` on a subset, scaled linearly to the full set.
+- DeepCluster: one real epoch of `fit_deepcluster` on a subset, scaled linearly to the full set;
+- N2D: one embedding pass and UMAP + the Gaussian mixture (`n2d_cluster`, the profile's `n2d` settings) of the
+  (N, E) embedding at k = model.k, timed after a warm-up on 100 rows (numba compiles UMAP on first use).
 
 The wall time for G devices is the serial floor plus the compare runs placed longest-first on G devices (list
 scheduling: within 4/3 of the best schedule; Ray's own order may do worse), printed beside the lower bound no
@@ -51,7 +53,7 @@ from common.profiles import apply_profile, load_profile
 from model.compare import plan_runs
 from model.data import ImageSet
 from model.deepcluster_train import DeepClusterConfig, fit_deepcluster
-from model.methods import pixels_matrix
+from model.methods import n2d_cluster, pixels_matrix
 from model.pretrain import comparison_seeds
 from model.runtime import keep_freed_memory, pick_device
 
@@ -74,6 +76,7 @@ class UnitCosts:
     pca_s: float
     kmeans_projection_s: float  # k-means of the PCA projection at k = model.k
     deepcluster_epoch_s: float
+    n2d_s: float  # UMAP + Gaussian mixture of the (N, E) embedding at k = model.k (n2d runs at model.k only)
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,11 @@ def measure_units(params: dict, n_images: int, ks: Sequence[int], fraction: floa
     kmeans_projection_s = kmeans_seconds(projection, paper.n_clusters, n_init, seed)
     say("one DeepCluster epoch")
     deepcluster_epoch_s = deepcluster_epoch_seconds(params, n_images, deepcluster_subset, device, seed)
+    say("N2D's UMAP + Gaussian mixture of the embedding")
+    n2d_cluster(embedding[:100], paper.n_clusters, seed, params["n2d"])  # warm-up: numba compiles UMAP
+    n2d_s = timed(lambda: n2d_cluster(embedding, paper.n_clusters, seed, params["n2d"]))
     return UnitCosts(pretrain_img_s, cluster_step_s, target_img_s, kmeans_embedding, pixel_init_s,
-                     pixel_iteration_s, pca_s, kmeans_projection_s, deepcluster_epoch_s)
+                     pixel_iteration_s, pca_s, kmeans_projection_s, deepcluster_epoch_s, n2d_s)
 
 
 def say(what: str) -> None:
@@ -165,6 +171,8 @@ def run_seconds(method: str, k: int, params: dict, units: UnitCosts, n_images: i
         return units.pca_s + units.kmeans_projection_s * k / int(params["model"]["k"])
     if method == "deepcluster":
         return int(params["deepcluster"]["epochs"]) * units.deepcluster_epoch_s
+    if method == "n2d":
+        return embedding_pass + units.n2d_s
     raise ValueError(f"bench.paper_matrix: no cost model for method {method!r}")
 
 

@@ -45,7 +45,7 @@ from model.runtime import keep_freed_memory
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = (
     "model.k", "model.device", "model.compile", "model.eval_batch_size", "model.mixed_precision",
-    "model.keep_freed_memory", "cluster", "compare", "deepcluster"
+    "model.keep_freed_memory", "cluster", "compare", "deepcluster", "n2d"
 )
 IMAGES_PATH = Path("data/final/images.npy")
 LABELS_PATH = Path("data/final/labels.csv")
@@ -209,7 +209,7 @@ def summarise(runs: pd.DataFrame, methods: Sequence[str], k: int, seeds: Sequenc
         "nmi": "nmi_arithmetic: I/((H(Y)+H(C))/2) (sklearn >= 0.22 default, V-measure); "
                "nmi_geometric: I/sqrt(H(Y)H(C)) (DCEC, DEC-keras 2017, DeepCluster)",
         "internal": "silhouette and calinski_harabasz are computed in each method's own embedding "
-                    "(kmeans_pixels: none) and are not comparable across methods",
+                    "(kmeans_pixels: none; n2d: its UMAP manifold) and are not comparable across methods",
         "methods": {m: {key: mean_std(runs.loc[runs["method"] == m, key].to_numpy(dtype=float))
                         for key in METRIC_KEYS} for m in methods},
         "convergence": convergence(runs, methods),

@@ -17,6 +17,10 @@ Methods (params `compare.methods`):
   iterations (no `tol` stop), so any gain of `dcec` over it is the clustering loss's, not extra training's.
 * `deepcluster` — DeepCluster trained from scratch (`deepcluster` settings) with `deepcluster.k_train`
   pseudo-classes, then k-means at k on its PCA-whitened, L2-normalised final features (the embedding).
+* `n2d` — N2D (McConville et al., ICPR 2020): the seed's pretrained CAE embedding (the one `cae_kmeans` and
+  `dcec` start from; no extra training) through seeded UMAP (`n2d` settings), then a seeded Gaussian mixture
+  with k components on the manifold; embedding = the UMAP manifold. No joint clustering loss: it asks whether
+  DCEC's joint training beats clustering the manifold of the same embedding.
 
 Every k-means uses `cluster.kmeans_n_init` restarts, so the baselines get the same initialisation budget
 as DCEC's own k-means — except k-means on pixels when `compare.pixels_kmeans_n_init` bounds it: at 128 px
@@ -31,6 +35,7 @@ Extension point: a new method (DeepCluster) is a class with the same four member
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +45,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
 
 from model.data import ImageSet, encode_all
 from model.dcec import DCECConfig, fit_dcec, load_cae
@@ -124,16 +130,14 @@ def seed_cae_path(cae_dir: Path, seed: int) -> Path:
     return Path(cae_dir) / f"seed-{seed}.pt"
 
 
-class CAEKMeans:
-    """k-means on the embedding of the CAE pretrained with the run's seed. The embedding does not depend
-    on k, so it is computed once per (image set, seed) and reused across a sweep."""
+class CAEEmbeddingMethod:
+    """Base of the methods that cluster the embedding of the CAE pretrained with the run's seed. The embedding
+    does not depend on k, so it is computed once per (image set, seed) and reused across a sweep."""
 
-    name = "cae_kmeans"
     uses_cae = True
 
-    def __init__(self, cae_dir: Path, kmeans_n_init: int, batch_size: int, device: torch.device):
+    def __init__(self, cae_dir: Path, batch_size: int, device: torch.device):
         self.cae_dir, self.batch_size, self.device = Path(cae_dir), int(batch_size), device
-        self.settings = {"kmeans_n_init": int(kmeans_n_init)}
         self._memo: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # seed -> (the images tensor, its embedding)
 
     def embed(self, image_set: ImageSet, seed: int) -> np.ndarray:
@@ -145,10 +149,92 @@ class CAEKMeans:
                                        encode_all(cae, image_set.images, self.batch_size, self.device))
         return memo[1]
 
+
+class CAEKMeans(CAEEmbeddingMethod):
+    """k-means on the embedding of the CAE pretrained with the run's seed (DCEC's initialisation)."""
+
+    name = "cae_kmeans"
+
+    def __init__(self, cae_dir: Path, kmeans_n_init: int, batch_size: int, device: torch.device):
+        super().__init__(cae_dir, batch_size, device)
+        self.settings = {"kmeans_n_init": int(kmeans_n_init)}
+
     def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
         embedding = self.embed(image_set, seed)
         labels = seeded_kmeans(embedding, k, self.settings["kmeans_n_init"], seed)
         return MethodResult(labels, embedding, {})
+
+
+N2D_KEYS = ("n_components", "n_neighbors", "min_dist", "metric", "covariance_type")
+
+
+def check_n2d_settings(settings: dict[str, Any]) -> None:
+    """ValueError naming the `n2d` setting (params.yaml) that UMAP or the mixture cannot take, whatever the data."""
+    missing = [key for key in N2D_KEYS if key not in settings]
+    if missing:
+        raise KeyError(f"params.yaml: n2d is missing {missing}")
+    n_components, n_neighbors, min_dist = (settings[key] for key in ("n_components", "n_neighbors", "min_dist"))
+    if n_components is not None and (not isinstance(n_components, int) or isinstance(n_components, bool)
+                                     or n_components < 1):
+        raise ValueError(f"params.yaml n2d.n_components must be null (= k) or a whole number >= 1, "
+                         f"got {n_components!r}")
+    if not isinstance(n_neighbors, int) or isinstance(n_neighbors, bool) or n_neighbors < 2:
+        raise ValueError(f"params.yaml n2d.n_neighbors must be a whole number >= 2, got {n_neighbors!r}")
+    if not isinstance(min_dist, int | float) or not 0.0 <= min_dist <= 1.0:
+        raise ValueError(f"params.yaml n2d.min_dist must be between 0 and UMAP's spread 1.0, got {min_dist!r}")
+    if settings["covariance_type"] not in ("full", "tied", "diag", "spherical"):
+        raise ValueError(f"params.yaml n2d.covariance_type must be full, tied, diag or spherical, "
+                         f"got {settings['covariance_type']!r}")
+
+
+def n2d_cluster(embedding: np.ndarray, k: int, seed: int, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """N2D's clustering of an autoencoder embedding (N, E): (labels (N,) int64, manifold (N, n_components) float32).
+
+    UMAP (`n_components` dimensions, null meaning k as in N2D; `n_neighbors`, `min_dist`, `metric`) with
+    random_state=seed, which makes it deterministic and single-threaded (umap-learn sets n_jobs=1 when seeded;
+    docs/BENCHMARKS.md measures the cost); then a Gaussian mixture with k components (`covariance_type`,
+    random_state=seed, one EM run as in N2D) fitted and predicted on the manifold.
+
+    Raises:
+        ValueError naming the setting when k or n_components cannot fit N samples (k <= N; UMAP's spectral
+        initialisation takes n_components + 1 eigenvectors of the N-point graph, so n_components <= N - 2) or
+        n_neighbors is not below N (umap-learn would silently shrink it).
+    """
+    import umap  # noqa: PLC0415 - numba JIT-compiles on first use: only the runs of n2d pay for it
+
+    check_n2d_settings(settings)
+    n = embedding.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"n2d: k = {k} clusters for {n} samples; k (model.k) must be between 1 and the number "
+                         "of samples")
+    n_components = k if settings["n_components"] is None else settings["n_components"]
+    if n_components > n - 2:
+        raise ValueError(f"n2d: n_components = {n_components} (params.yaml n2d.n_components, null = k) for {n} "
+                         f"samples; UMAP needs n_components <= N - 2 = {n - 2}")
+    if settings["n_neighbors"] >= n:
+        raise ValueError(f"params.yaml n2d.n_neighbors = {settings['n_neighbors']} must be below the {n} samples")
+    reducer = umap.UMAP(n_components=n_components, n_neighbors=settings["n_neighbors"],
+                        min_dist=float(settings["min_dist"]), metric=settings["metric"], random_state=seed, n_jobs=1)
+    manifold = reducer.fit_transform(np.asarray(embedding, dtype=np.float32)).astype(np.float32)
+    mixture = GaussianMixture(n_components=k, covariance_type=settings["covariance_type"], random_state=seed)
+    return mixture.fit_predict(manifold).astype(np.int64), manifold
+
+
+class N2D(CAEEmbeddingMethod):
+    """N2D on the embedding of the CAE pretrained with the run's seed (`n2d_cluster`)."""
+
+    name = "n2d"
+
+    def __init__(self, cae_dir: Path, n2d_params: dict[str, Any], batch_size: int, device: torch.device):
+        super().__init__(cae_dir, batch_size, device)
+        check_n2d_settings(n2d_params)
+        # umap-learn's version is part of the cache key: UMAP's layout may change between releases.
+        self.settings = {key: n2d_params[key] for key in N2D_KEYS} | {
+            "umap_learn": importlib.metadata.version("umap-learn")}
+
+    def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
+        labels, manifold = n2d_cluster(self.embed(image_set, seed), k, seed, self.settings)
+        return MethodResult(labels, manifold, {"n_components": int(manifold.shape[1])})
 
 
 class DCEC:
@@ -220,6 +306,10 @@ def _cae_kmeans(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
                      pick_device(params["model"]["device"]))
 
 
+def _n2d(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
+    return N2D(cae_dir, params["n2d"], params["model"]["eval_batch_size"], pick_device(params["model"]["device"]))
+
+
 def _dcec(params: dict[str, Any], cae_dir: Path) -> ClusteringMethod:
     return DCEC(cae_dir, params["cluster"], params["model"], pick_device(params["model"]["device"]))
 
@@ -240,6 +330,7 @@ METHODS: dict[str, MethodFactory] = {
     "dcec": _dcec,
     "dcec_no_kl": _dcec_no_kl,
     "deepcluster": _deepcluster,
+    "n2d": _n2d,
 }
 
 
@@ -251,7 +342,7 @@ def register_method(name: str, factory: MethodFactory) -> None:
 
 
 def get_method(name: str, params: dict[str, Any], cae_dir: str | Path = CAE_SEEDS_DIR) -> ClusteringMethod:
-    """Build the method `name` from the whole params dict (sections model, cluster, compare).
+    """Build the method `name` from the whole params dict (sections model, cluster, compare, deepcluster, n2d).
 
     Raises:
         KeyError: unknown method name (the message lists the known ones).

@@ -68,7 +68,8 @@ PAPER_TABLE2: dict[int, dict[str, float]] = {
 LABEL_COLUMNS = (("acc", "ACC"), ("nmi_arithmetic", "NMI (arithmetic)"), ("nmi_geometric", "NMI (geometric)"),
                  ("ari", "ARI"), ("purity", "purity"))
 METHOD_TITLES = {"kmeans_pixels": "k-means (raw pixels)", "pca_kmeans": "PCA + k-means", "cae_kmeans": "CAE + k-means",
-                 "dcec": "DCEC", "dcec_no_kl": "DCEC without KL (control)", "deepcluster": "DeepCluster"}
+                 "dcec": "DCEC", "dcec_no_kl": "DCEC without KL (control)", "deepcluster": "DeepCluster",
+                 "n2d": "N2D (CAE → UMAP → GMM)"}
 # Where each tuned setting lives in params.yaml (tuning.json's candidate keys → (section, key) pairs).
 TUNED_PARAMS = {"pretrain.epochs": [("pretrain", "epochs")],
                 "cluster.weights": [("cluster", "kl_weight"), ("cluster", "recon_weight")],
@@ -418,7 +419,7 @@ def build_report(dataset_md: str, sweep: pd.DataFrame, summary: Mapping, metrics
         table2(sweep, with_paper),
         f"## Table 3 — methods at k = {summary['k']}: agreement with the artists",
         f"Mean ± sample standard deviation over {summary['n_seeds']} seeds ({', '.join(map(str, summary['seeds']))}); "
-        f"not best-of. Seed s seeds everything random in a run, pretraining included: CAE + k-means, DCEC and "
+        f"not best-of. Seed s seeds everything random in a run, pretraining included: CAE + k-means, N2D, DCEC and "
         f"its control of seed s start from the same CAE pretrained with seed s. n = {summary['n']} images. NMI "
         "averages: arithmetic and geometric, as labelled.",
         table3(summary),

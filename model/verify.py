@@ -9,9 +9,11 @@ Full mode: all 70,000 images, 200 pretraining epochs, maxiter 20,000 (a GPU job)
 test images with fewer epochs and iterations, sized for 2 seeds in under 20 minutes on 2 CPU cores.
 
 Methods, per seed: k-means on pixels; CAE + k-means (the k-means initialisation of DCEC, on the pretrained
-embedding); DCEC. Writes `<out>/fashion-mnist.json` (quick) or `<out>/fashion-mnist-full.json` (full): mean
-and std over seeds, per-seed values, times, DCEC against the others paired by seed (`paired_difference`),
-n_images, pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table beside the published figures.
+embedding); N2D (McConville et al. 2020) on that same pretrained embedding: UMAP to 10 dimensions with
+N2D's Fashion-MNIST settings, then a Gaussian mixture (`model.methods.n2d_cluster`); DCEC. Writes
+`<out>/fashion-mnist.json` (quick) or `<out>/fashion-mnist-full.json` (full): mean and std over seeds,
+per-seed values, times, DCEC against the others paired by seed (`paired_difference`), n_images,
+pretrain_epochs, maxiter, seeds and the git_sha; and the `.md` table beside the published figures.
 
 Resumable (a full seed is about an hour on 2 CPU cores): each finished seed is kept beside the report in
 `<out>/<report name>/seed-<s>.json` (committed, so another session resumes too) and pretraining checkpoints
@@ -36,14 +38,17 @@ from sklearn.cluster import KMeans
 
 from common import atomic_write, load_params, read_json, write_json
 from common.provenance import provenance
+from model.data import encode_all
 from model.dcec import DCECConfig, fit_dcec
 from model.fashion_mnist import DATA_DIR, load_fashion_mnist
+from model.methods import n2d_cluster
 from model.metrics import label_metrics, paired_difference
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, fingerprint, read_checkpoint, train_cae
 from model.runtime import KERNEL_LIBRARIES, git_sha, keep_freed_memory, pick_device, precision_name, seed_everything
 
 N_CLASSES = 10
+N2D_EMBED_BATCH = 1024  # images per batch of the embedding pass before N2D's UMAP
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,15 @@ class Protocol:
     kl_weight: float = 0.1
     recon_weight: float = 1.0
     kmeans_n_init: int = 20
+    n2d_n_neighbors: int = 20  # N2D (rymc/n2d run.sh) on Fashion-MNIST: n_components = the 10 classes, min_dist 0,
+    n2d_min_dist: float = 0.0  # euclidean, full-covariance mixture (shared reference models.md §4b)
+    n2d_metric: str = "euclidean"
+    n2d_covariance_type: str = "full"
+
+    def n2d_settings(self) -> dict:
+        """The settings `n2d_cluster` takes (n_components None: the number of clusters, as N2D)."""
+        return {"n_components": None, "n_neighbors": self.n2d_n_neighbors, "min_dist": self.n2d_min_dist,
+                "metric": self.n2d_metric, "covariance_type": self.n2d_covariance_type}
 
 
 MODES = {
@@ -78,15 +92,20 @@ PUBLISHED = [
     ("DEC", "0.62", "0.65", "DEC-keras README, mean of 10 trials"),
     ("DCEC", "≈ 0.58", "–", "public SemiSupervised-DCEC model card, unsupervised run (models.md §7, secondary)"),
     ("ConvDEC-DA", "0.586", "0.636", "XifengGuo/DEC-DA README (with augmentation)"),
+    ("N2D", "0.672", "0.684", "McConville et al. 2020 (arXiv 1908.05968; models.md §4b, secondary aggregation): "
+                              "a dense 784-500-500-2000-10 autoencoder trained 1,000 epochs, then UMAP + GMM; ours "
+                              "runs UMAP + GMM on the conv CAE (200 epochs in full mode); their NMI averaging is "
+                              "not recorded"),
 ]
-METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means", "dcec": "DCEC"}
+METHOD_TITLES = {"kmeans_pixels": "k-means (pixels)", "cae_kmeans": "CAE + k-means",
+                 "n2d": "N2D (CAE → UMAP → GMM)", "dcec": "DCEC"}
 OUTPUT_STEMS = {"quick": "fashion-mnist", "full": "fashion-mnist-full"}
 VERIFY_MODULES = ("model.verify",)  # the code of a seed: this module's import closure in model/, by syntax tree
 
 
 def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed: int, device: torch.device,
              mixed_precision: str = "off", checkpoint: Path | None = None) -> dict[str, dict]:
-    """The three methods for one seed: {method: {acc, nmi, nmi_arithmetic, ari, seconds, ...}}.
+    """The four methods for one seed: {method: {acc, nmi, nmi_arithmetic, ari, seconds, ...}}.
 
     `mixed_precision` is params model.mixed_precision, so the check trains as the pipeline does. Pretraining
     checkpoints to `checkpoint` every epoch and resumes from it when it matches."""
@@ -108,6 +127,11 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     pretrain_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
+    n2d_labels, _ = n2d_cluster(encode_all(cae, images, N2D_EMBED_BATCH, device), N_CLASSES, seed,
+                                protocol.n2d_settings())
+    n2d_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
     config = DCECConfig(n_clusters=N_CLASSES, batch_size=protocol.batch_size, lr=protocol.lr,
                         maxiter=protocol.maxiter, update_interval=protocol.update_interval, tol=protocol.tol,
                         kl_weight=protocol.kl_weight, recon_weight=protocol.recon_weight,
@@ -115,6 +139,7 @@ def run_seed(images: torch.Tensor, labels: np.ndarray, protocol: Protocol, seed:
     result = fit_dcec(cae, images, config, device)
     dcec_seconds = time.perf_counter() - started
     results["cae_kmeans"] = _scores(labels, result.kmeans_assignments, pretrain_seconds)
+    results["n2d"] = {**_scores(labels, n2d_labels, pretrain_seconds + n2d_seconds), "umap_gmm_seconds": n2d_seconds}
     results["dcec"] = {**_scores(labels, result.assignments, pretrain_seconds + dcec_seconds),
                        "n_iter": result.n_iter, "converged": result.converged,
                        "last_delta_label": result.history[-1]["delta_label"]}
@@ -220,7 +245,8 @@ def markdown_report(summary: dict, meta: dict, comparisons: dict) -> str:
         lines.append(f"| {title} (ours) | {pm(s['acc'])} | {pm(s['nmi'])} | {pm(s['ari'])} | {s['seconds']['mean']:.0f} |")
     lines += ["", "Published (Fashion-MNIST, 70,000 images):", "", "| method | ACC | NMI | source |", "|---|---|---|---|"]
     lines += [f"| {name} | {acc} | {nmi_value} | {source} |" for name, acc, nmi_value, source in PUBLISHED]
-    lines += ["", "CAE + k-means time is the pretraining time; DCEC time includes pretraining.", "",
+    lines += ["", "CAE + k-means time is the pretraining time; N2D and DCEC times include pretraining (N2D's "
+              "own UMAP + GMM step: `umap_gmm_seconds` in the JSON).", "",
               "DCEC minus each method, paired by seed (mean [95% t-interval] verdict):", "",
               "| DCEC vs | ACC | NMI | ARI |", "|---|---|---|---|"]
     for other, cells in comparisons.items():

@@ -14,7 +14,8 @@ from tests.bench.conftest import table_rows
 
 UNITS = paper_matrix.UnitCosts(pretrain_img_s=100.0, cluster_step_s=0.5, target_img_s=1000.0,
                                kmeans_embedding_s={k: float(k) for k in range(2, 51)}, pixel_init_s=2.0,
-                               pixel_iteration_s=1.0, pca_s=30.0, kmeans_projection_s=5.0, deepcluster_epoch_s=60.0)
+                               pixel_iteration_s=1.0, pca_s=30.0, kmeans_projection_s=5.0, deepcluster_epoch_s=60.0,
+                               n2d_s=20.0)
 
 
 @pytest.fixture
@@ -51,8 +52,10 @@ def test_matrix_has_every_run_of_the_paper_profile(paper_params):
     stages = [t.stage for t in tasks]
     assert stages.count("pretrain") == 5  # seeds 0..4 (sweep seeds 0..2 among them, base seed 0 too)
     assert stages.count("cluster") == 1
-    # 6 methods × 5 seeds at k = 50, plus cae_kmeans and dcec at k = 2..10 for sweep seeds 0..2 (27 each)
-    assert stages.count("compare") == 6 * 5 + 2 * 9 * 3
+    # 7 methods × 5 seeds at k = 50, plus cae_kmeans and dcec at k = 2..10 for sweep seeds 0..2 (27 each)
+    assert stages.count("compare") == 7 * 5 + 2 * 9 * 3
+    n2d = [t.seconds for t in tasks if t.method == "n2d"]
+    assert n2d == [pytest.approx(10_500 / 1000 + 20.0)] * 5  # one embedding pass, then UMAP + the mixture
     pretrain = [t.seconds for t in tasks if t.stage == "pretrain"]
     assert pretrain == [pytest.approx(200 * 10_500 / 100.0)] * 5
 
@@ -85,8 +88,8 @@ def test_tiny_measured_run_is_recorded_as_an_estimate(tmp_path, record_file, mon
                               "--fraction", "0.5", "--deepcluster-subset", "24", "--device", "cpu",
                               "--record-to", str(record_file)])
     assert "**ESTIMATE from unit costs measured on cpu" in text
-    # 6 methods × seeds 0, 1 at k = 3, plus CAE + k-means and DCEC at k = 2 for sweep seed 0
-    assert table_rows(text, "compare")[0][1] == "14"
+    # 7 methods × seeds 0, 1 at k = 3, plus CAE + k-means and DCEC at k = 2 for sweep seed 0
+    assert table_rows(text, "compare")[0][1] == "16"
     one, two = table_rows(text, "1")[0], table_rows(text, "2")[0]
     assert float(one[1].replace(",", "")) >= float(two[1].replace(",", "")) > 0
     assert table_rows(text, "unlimited")

@@ -144,7 +144,7 @@ def test_stage_writes_runs_summary_and_sweep_then_reuses_every_run(tmp_path, mon
 
 def test_runs_are_paired_by_seed_with_verdicts_and_convergence(tmp_path, monkeypatch):
     write_inputs(tmp_path)
-    params = small_params(methods=["kmeans_pixels", "cae_kmeans", "dcec", "dcec_no_kl"], seeds=[0, 1, 2],
+    params = small_params(methods=["kmeans_pixels", "cae_kmeans", "dcec", "dcec_no_kl", "n2d"], seeds=[0, 1, 2],
                           sweep_ks=[], sweep_seeds=[0])
     write_params(tmp_path, params)
     monkeypatch.chdir(tmp_path)
@@ -157,9 +157,10 @@ def test_runs_are_paired_by_seed_with_verdicts_and_convergence(tmp_path, monkeyp
     assert joint["n_iter"].notna().all() and joint["last_delta_label"].between(0, 1).all()
     control = runs[runs["method"] == "dcec_no_kl"]
     assert (control["n_iter"] == params["cluster"]["maxiter"]).all()  # the control never stops early
+    assert runs.loc[runs["method"] == "n2d", ["silhouette", "calinski_harabasz"]].notna().all().all()  # UMAP space
 
     summary = json.loads(open("reports/compare/summary.json").read())
-    assert set(summary["comparisons"]) == {"kmeans_pixels", "cae_kmeans", "dcec_no_kl"}
+    assert set(summary["comparisons"]) == {"kmeans_pixels", "cae_kmeans", "dcec_no_kl", "n2d"}
     for other, cells in summary["comparisons"].items():
         assert set(cells) == set(compare.LABEL_KEYS)
         for metric, cell in cells.items():

@@ -76,7 +76,9 @@ def small_params(**compare_overrides) -> dict:
             "report": {"paper_values": True},
             "scrape": {"site": "demo", "base_url": "https://www.christies.com"}, "demo": {"seed": 7},
             "pretrain": {"epochs": 2, "batch_size": 16, "lr": 0.001},
-            "deepcluster": {"sobel": True, "epochs": 2}}
+            "deepcluster": {"sobel": True, "epochs": 2},
+            "n2d": {"n_components": None, "n_neighbors": 10, "min_dist": 0.0, "metric": "euclidean",
+                    "covariance_type": "full"}}
 
 
 def write_params(root: Path, params: dict) -> None:

@@ -29,10 +29,11 @@ def fake_summary(dcec_nmi: float, pixels_nmi: float) -> dict:
 
     return {"k": 4, "seeds": [0, 1, 2], "n_seeds": 3, "n": 40,
             "methods": {"kmeans_pixels": scores(pixels_nmi), "pca_kmeans": scores(0.3),
-                        "cae_kmeans": scores(0.35), "dcec": scores(dcec_nmi)},
+                        "cae_kmeans": scores(0.35), "dcec": scores(dcec_nmi), "n2d": scores(0.6)},
             "comparisons": {"kmeans_pixels": compared(dcec_nmi - pixels_nmi, 0.2, 0.27, "better"),
                             "pca_kmeans": compared(0.1, 0.05, 0.15, "better"),
-                            "cae_kmeans": compared(0.01, -0.02, 0.04, "no detectable difference")},
+                            "cae_kmeans": compared(0.01, -0.02, 0.04, "no detectable difference"),
+                            "n2d": compared(-0.1, -0.15, -0.05, "worse")},
             "convergence": {"dcec": {"runs": 3, "converged": 1, "n_iter": [8, 4, 8],
                                      "last_delta_label": [0.05, 0.0, 0.025]}},
             "tol_note": "cluster.tol 0.001 < 1/N = 0.025: a run converges only when no label at all changed; "
@@ -135,6 +136,8 @@ def test_comparisons_are_reported_with_intervals_and_verdicts(outputs):
     assert "## DCEC against each method, paired by seed" in text
     assert "[+0.200, +0.270] better" in text  # the pixels row
     assert "no detectable difference from CAE + k-means" in text and "better than k-means (raw pixels)" in text
+    assert "| N2D (CAE → UMAP → GMM) | -0.100 [-0.150, -0.050] worse |" in text  # paired row, Table 3's below
+    assert "| N2D (CAE → UMAP → GMM) | 0.432 ± 0.010 | 0.600 ± 0.010 |" in text and "worse than N2D" in text
     assert "**yes**" not in text  # no bare mean-versus-mean verdict
     assert "1 of 3 runs converged" in text and "below 1/N" in text
 

@@ -58,13 +58,15 @@ def test_quick_verify_writes_json_and_markdown(tmp_path, capsys):
     assert document["git_sha"] is None or len(document["git_sha"]) == 40
     assert document["comparisons"]["cae_kmeans"]["acc"]["n"] == 2
     assert document["mode"] == "quick" and document["n_images"] == 40 and document["seeds"] == [0, 1]
-    for method in ("kmeans_pixels", "cae_kmeans", "dcec"):
+    assert document["comparisons"]["n2d"]["nmi"]["verdict"] in ("better", "worse", "no detectable difference")
+    for method in ("kmeans_pixels", "cae_kmeans", "n2d", "dcec"):
         for key in ("acc", "nmi", "ari"):
             assert set(document["methods"][method][key]) == {"mean", "std"}
         assert len(document["methods"][method]["per_seed"]) == 2
     assert document["methods"]["kmeans_pixels"]["acc"]["mean"] == 1.0  # classes differ by brightness
     table = (out / "fashion-mnist.md").read_text()
     assert "| DCEC (ours) |" in table and "0.47" in table and "DEC-keras" in table
+    assert "| N2D (CAE → UMAP → GMM) (ours) |" in table and "| N2D | 0.672 | 0.684 |" in table
 
 
 def test_a_rerun_resumes_finished_seeds_and_redoes_a_changed_protocol(tmp_path, monkeypatch):
