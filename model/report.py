@@ -209,6 +209,26 @@ def paired_section(summary: Mapping) -> list[str]:
             comparisons_table(summary), comparisons_sentence(summary)]
 
 
+def methods_headline(summary: Mapping, metric: str = "nmi_arithmetic", rival: str = "n2d") -> str:
+    """The first sentence about methods: the highest mean on `metric`, and DCEC against the strongest simple
+    rival (N2D on the same CAE) by its paired interval: whether DCEC's joint training beats clustering the
+    manifold of the same embedding."""
+    means = {method: scores[metric]["mean"] for method, scores in summary["methods"].items()
+             if scores.get(metric, {}).get("mean") is not None}
+    if not means:
+        return ""
+    top = max(means, key=means.get)
+    text = (f"Highest mean arithmetic NMI: {METHOD_TITLES.get(top, top)} ({means[top]:.3f}; a mean, not a verdict: "
+            "the paired comparisons below give those).")
+    cell = summary["comparisons"].get(rival, {}).get(metric)
+    if cell:
+        reading = {"better": "DCEC beats", "worse": "DCEC loses to"}.get(
+            cell["verdict"], "DCEC shows no detectable difference from")
+        text += (f" Against the strongest simple rival, {METHOD_TITLES.get(rival, rival)} on the same CAE: "
+                 f"{reading} it ({comparison_cell(cell)}).")
+    return text
+
+
 def comparisons_sentence(summary: Mapping, metric: str = "nmi_arithmetic") -> str:
     """One sentence per verdict on `metric`, every method named: the reading of Table 3 in words."""
     by_verdict: dict[str, list[str]] = {}
@@ -418,6 +438,7 @@ def build_report(dataset_md: str, sweep: pd.DataFrame, summary: Mapping, metrics
         f"of CAE+k-means and DCEC, each in its own embedding; {seeds_note}. {paper_note}",
         table2(sweep, with_paper),
         f"## Table 3 — methods at k = {summary['k']}: agreement with the artists",
+        methods_headline(summary),
         f"Mean ± sample standard deviation over {summary['n_seeds']} seeds ({', '.join(map(str, summary['seeds']))}); "
         f"not best-of. Seed s seeds everything random in a run, pretraining included: CAE + k-means, N2D, DCEC and "
         f"its control of seed s start from the same CAE pretrained with seed s. n = {summary['n']} images. NMI "

@@ -203,10 +203,17 @@ def sales_from_json_ld(events: list[Mapping[str, Any]], base_url: str, online_ba
         sales.append(Sale(
             sale_id="", sale_number="", title=str(event.get("name") or ""), location=location,
             sale_date=sale_day(event.get("endDate"), location) or sale_day(event.get("startDate"), location),
-            sale_start_date=sale_day(event.get("startDate"), location) or sale_day(event.get("endDate"), location),
+            sale_start_date=opening_day(sale_day(event.get("startDate"), location),
+                                        sale_day(event.get("endDate"), location)),
             kind=sale_kind_of(landing, online_base_url), category_ids=(), landing_url=landing,
         ))
     return sales
+
+
+def opening_day(start: str | None, end: str | None) -> str | None:
+    """The sale's first day: its start, or its end when the start is missing or later than the end (www data
+    for online-only sales can be stale, christies-site.md §12): never after the sale's day."""
+    return min(start, end) if start and end else start or end
 
 
 def sale_identity(text: str, sale: Sale) -> Sale:
@@ -522,8 +529,8 @@ def sales_from_calendar(
             location=str(event.get("location_txt") or ""),
             sale_date=(sale_day(event.get("end_date"), event.get("location_txt"))
                        or sale_day(event.get("start_date"), event.get("location_txt"))),
-            sale_start_date=(sale_day(event.get("start_date"), event.get("location_txt"))
-                             or sale_day(event.get("end_date"), event.get("location_txt"))),
+            sale_start_date=opening_day(sale_day(event.get("start_date"), event.get("location_txt")),
+                                        sale_day(event.get("end_date"), event.get("location_txt"))),
             kind=sale_kind_of(landing, online_base_url),
             category_ids=kept,
             landing_url=landing,

@@ -208,3 +208,12 @@ def test_too_few_test_sales_is_said_beside_the_comparisons():
     assert "the test split holds 3 sales, fewer than price.min_test_sales (5): too few for a verdict" in text
 
 
+
+
+def test_the_first_sentence_about_methods_names_the_top_mean_and_dcec_against_n2d(outputs):
+    report.main()
+    text = (outputs / "reports/results.md").read_text(encoding="utf-8")
+    table3_section = text[text.index("## Table 3"):]
+    first = table3_section.splitlines()[2]
+    assert first.startswith("Highest mean arithmetic NMI: N2D (CAE → UMAP → GMM) (0.600;")
+    assert "DCEC loses to it (-0.100 [-0.150, -0.050] worse)" in first
