@@ -28,8 +28,9 @@ LOTS_PARQUET = Path("data/interim/lots.parquet")
 # The scraper's fields (docs/CONTRACTS.md), in contract order. Missing ones become null.
 RAW_FIELDS = (
     "lot_key", "object_id", "sale_id", "sale_number", "sale_title", "sale_location", "sale_date",
-    "sale_start_date", "sale_kind", "category_ids", "lot_number", "maker", "title", "description", "estimate_low", "estimate_high", "currency",
-    "price_realised", "sold", "withdrawn", "lot_url", "image_url", "image_path", "image_sha1",
+    "sale_start_date", "sale_kind", "category_ids", "lot_number", "maker", "title", "description", "estimate_low",
+    "estimate_high", "currency", "price_realised", "sold", "withdrawn", "lot_url", "image_url", "image_path",
+    "image_sha1",
 )
 TEXT_FIELDS = ("maker", "title", "description")
 NUMBER_FIELDS = ("estimate_low", "estimate_high", "price_realised")

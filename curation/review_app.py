@@ -146,13 +146,13 @@ class ReviewSession:
             self._cached = (_stat_key(self.manifest), written)
 
     def artists(self) -> list[dict[str, Any]]:
-        """Per artist, in name order: works, kept, dropped, not yet reviewed (no `reviewed_at`)."""
+        """Per artist, in name order: works, kept, dropped, not yet reviewed (no `reviewed_at`, or no decision)."""
         counts: dict[str, Counter] = {}
         for row in self.in_sample(self.snapshot().rows()):
             tally = counts.setdefault(row.get("artist", ""), Counter())
             tally["works"] += 1
             tally[normalise_decision(row.get("decision", ""))] += 1
-            tally["unreviewed"] += not row.get(REVIEWED_AT)
+            tally["unreviewed"] += not (row.get(REVIEWED_AT) and row.get("decision", "").strip())
         return [{"artist": name, "works": c["works"], "kept": c["keep"], "dropped": c["drop"],
                  "unreviewed": c["unreviewed"]} for name, c in sorted(counts.items(), key=lambda i: i[0].casefold())]
 

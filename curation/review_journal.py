@@ -26,11 +26,12 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from curation.review_csv import ReviewCsvError
-from curation.review_file import EDITABLE, REVIEWED_AT, Edit, ReviewFile, apply_changes, comparable, stamp
+from curation.review_file import (EDITABLE, REVIEWED_AT, Conflict, Edit, ReviewFile, apply_changes, comparable,
+                                  stamp)
 
 log = logging.getLogger("curation.review_journal")
 
@@ -93,11 +94,21 @@ def append(path: Path, new: Iterable[Entry]) -> None:
 class NotWritten(Exception):
     """The edits are in the journal but the CSV could not be written (a spreadsheet locks it, on Windows)."""
 
-    def __init__(self, manifest: Path, journal: Path, error: OSError):
+    def __init__(self, manifest: Path, journal: Path, error: PermissionError):
         self.error = error
         super().__init__(f"{manifest} cannot be written ({error.strerror or error}): is it open in a program that "
                          f"locks it (Excel)? Nothing is lost: the change is kept in {journal}; close the file there, "
                          "then retry (the review app lists it to restore)")
+
+
+def taken_back(manifest: Path, edits: Mapping[str, Edit]) -> list[Entry]:
+    """Entries that take back journalled edits the CSV then refused (a `Conflict` on a retry): the file's values
+    for the edited fields, as the curator's (`file`), so they are never offered back as lost."""
+    rows = {row["lot_key"]: row for row in ReviewFile.read(manifest).rows()}
+    now = stamp(datetime.now(timezone.utc))
+    back = {key: {name: rows[key].get(name, "") for name in changes} for key, (changes, _) in edits.items()
+            if key in rows}
+    return [Entry(now, key, values.get("decision"), values.get("note"), "file") for key, values in back.items()]
 
 
 def journal_and_write(manifest: Path, journal: Path, edits: Mapping[str, Edit], now: datetime, source: str,
@@ -106,9 +117,11 @@ def journal_and_write(manifest: Path, journal: Path, edits: Mapping[str, Edit], 
     written.
 
     Raises:
-        NotWritten: journalled, but the CSV could not be written (it then shows as lost until written).
-        Conflict, KeyError, ValueError, OSError: see `apply_changes` (nothing journalled); ChangedOnDisk
-        (journalled, so shown as lost).
+        NotWritten: journalled, but the CSV could not be written because it is locked (it then shows as lost
+            until written).
+        Conflict: see `apply_changes`; when it comes on a retry after journalling, the journal takes the edits
+            back (`taken_back`). KeyError, ValueError, OSError: see `apply_changes`; an OSError after journalling
+            (a full disk) leaves the edits shown as lost. ChangedOnDisk (journalled, so shown as lost).
     """
     journalled = []
 
@@ -118,9 +131,13 @@ def journal_and_write(manifest: Path, journal: Path, edits: Mapping[str, Edit], 
 
     try:
         return apply_changes(manifest, edits, now, known=known, before_save=record)
-    except OSError as error:
+    except PermissionError as error:
         if journalled:
             raise NotWritten(manifest, journal, error) from error
+        raise
+    except Conflict:
+        if journalled:  # a retry read a file changed meanwhile, and it refused the journalled edits after all
+            append(journal, taken_back(manifest, edits))
         raise
 
 
@@ -166,10 +183,13 @@ def _entry(value: object) -> Entry:
 
 
 def _time(value: object) -> datetime | None:
+    """An ISO-8601 time; one without a zone (a hand-typed or reformatted `reviewed_at`: "2026-12-06",
+    "2026-12-06 17:02") is read as UTC, the zone the app writes; None when it is no time at all."""
     try:
-        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) and value.strip() else None
     except ValueError:
         return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed is not None and parsed.tzinfo is None else parsed
 
 
 def lost_decisions(journal: Iterable[Entry], rows: Iterable[Mapping[str, str]]) -> list[Lost]:

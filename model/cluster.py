@@ -19,7 +19,8 @@ import pandas as pd
 
 from common import atomic_path, atomic_write, load_params, write_json
 from model.data import ImageSet, load_image_set
-from model.dcec import DCECConfig, DCECResult, fit_dcec, load_cae, save_dcec
+from model.dcec import DCECConfig, DCECResult, fit_dcec, save_dcec
+from model.nets import load_cae
 from model.runtime import git_sha, keep_freed_memory, pick_device
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).

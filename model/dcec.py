@@ -29,11 +29,12 @@ from sklearn.metrics import adjusted_rand_score
 from common import progress
 from model.data import encode_all, to_model_input
 from model.metrics import cluster_acc, nmi
-from model.nets import CAE, DCECNet, build_cae, load_cae, save_cae, soft_assign
-from model.runtime import NonFiniteLossError, adam, autocast, autocast_dtype, maybe_compile, save_atomic, seed_everything
+from model.nets import CAE, DCECNet, build_cae, soft_assign
+from model.runtime import (NonFiniteLossError, adam, autocast, autocast_dtype, maybe_compile, save_atomic,
+                           seed_everything)
 
-__all__ = ["DCECConfig", "DCECResult", "clustering_loss", "fit_dcec", "load_cae", "save_cae", "soft_assign",
-           "target_distribution", "save_dcec", "NonFiniteLossError"]
+__all__ = ["DCECConfig", "DCECResult", "clustering_loss", "fit_dcec", "soft_assign", "target_distribution",
+           "save_dcec"]
 
 LOG_EPS = 1e-12  # q is clamped to this before log(q): an underflowed q of 0 would give an infinite KL
 

@@ -32,7 +32,6 @@ What differs from the paper and why:
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import platform
@@ -50,6 +49,7 @@ from sklearn.cluster import KMeans
 from common import load_params, progress, write_json
 from model.data import ImageSet, to_model_input
 from model.deepcluster import DeepClusterNet, build_deepcluster_net
+from model.fashion_mnist import DATA_DIR, load_fashion_mnist
 from model.metrics import label_metrics, nmi
 from model.runtime import git_sha, keep_freed_memory, pick_device, seed_everything
 
@@ -57,10 +57,7 @@ WHITEN_EPS = 1e-5        # added to each PCA component's variance before whiteni
 NORMALISE_EPS = 1e-12    # guards the L2 normalisation of an all-zero row
 AUGMENT_KEYS = ("crop_scale", "crop_ratio", "hflip")
 FINAL_KMEANS_MAX_ITER = 300  # the final k_eval clustering runs Lloyd to convergence (sklearn's default cap)
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = 10
-FASHION_SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-                  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 # Verification recipes (on top of the params' net and optimiser settings). Quick: the 10,000 test images, as
 # model.verify's quick mode, on CPU in minutes. Full: all 70,000 images, a GPU job. k_train over-clusters 5×/10×.
 FASHION_QUICK = {"splits": ("test",), "epochs": 10, "reassign": 1, "k_train": 50}
@@ -393,41 +390,8 @@ def epoch_record(epoch: int, loss: float, assignments: np.ndarray, previous: np.
 # ----------------------------------------------------------------------------- Fashion-MNIST verification
 
 
-def read_idx_gz(path: Path) -> np.ndarray:
-    """Read a gzipped IDX file (the MNIST format: magic 0x0000 08 ndim, big-endian dims, uint8 data)."""
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != math.prod(shape):
-        raise ValueError(f"{path}: header says {shape} but holds {data.size} values")
-    return data.reshape(shape)
-
-
-def load_fashion_mnist(data_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28, 1) uint8 and labels (N,) int64 of the given splits, concatenated in order.
-
-    Raises:
-        FileNotFoundError: the Debian package is not installed (the message says how to install it).
-    """
-    images, labels = [], []
-    for split in splits:
-        image_file, label_file = (data_dir / name for name in FASHION_SPLITS[split])
-        if not image_file.is_file():
-            raise FileNotFoundError(f"{image_file}: not found; install it with "
-                                    "`apt-get install -y dataset-fashion-mnist`")
-        images.append(read_idx_gz(image_file))
-        labels.append(read_idx_gz(label_file).astype(np.int64))
-        if len(images[-1]) != len(labels[-1]):
-            raise ValueError(f"{image_file}: {len(images[-1])} images but {label_file} has {len(labels[-1])} labels")
-    return np.concatenate(images)[..., None], np.concatenate(labels)
-
-
 def verify_fashion_mnist(quick: bool = True, params_path: str | Path = "params.yaml",
-                         data_dir: Path = FASHION_MNIST_DIR, out: Path | None = None) -> dict:
+                         data_dir: Path = DATA_DIR, out: Path | None = None) -> dict:
     """DeepCluster on the Fashion-MNIST test set (Debian `dataset-fashion-mnist`), with the network and
     optimiser settings of params.yaml's `deepcluster` section and the splits / epochs / reassign / k_train of
     FASHION_QUICK or FASHION_FULL. Returns (and prints, and writes to `out` as JSON) the final metrics at

@@ -35,7 +35,6 @@ Extension point: a new method (DeepCluster) is a class with the same four member
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +47,9 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from model.data import ImageSet, encode_all
-from model.dcec import DCECConfig, fit_dcec, load_cae
+from model.dcec import DCECConfig, fit_dcec
 from model.deepcluster_train import DeepClusterConfig, fit_deepcluster
+from model.nets import load_cae
 from model.runtime import autocast_dtype, pick_device
 
 CAE_SEEDS_DIR = Path("models/cae_seeds")
@@ -172,7 +172,7 @@ def check_n2d_settings(settings: dict[str, Any]) -> None:
     """ValueError naming the `n2d` setting (params.yaml) that UMAP or the mixture cannot take, whatever the data."""
     missing = [key for key in N2D_KEYS if key not in settings]
     if missing:
-        raise KeyError(f"params.yaml: n2d is missing {missing}")
+        raise ValueError(f"params.yaml: n2d is missing {missing}")
     n_components, n_neighbors, min_dist = (settings[key] for key in ("n_components", "n_neighbors", "min_dist"))
     if n_components is not None and (not isinstance(n_components, int) or isinstance(n_components, bool)
                                      or n_components < 1):
@@ -228,9 +228,7 @@ class N2D(CAEEmbeddingMethod):
     def __init__(self, cae_dir: Path, n2d_params: dict[str, Any], batch_size: int, device: torch.device):
         super().__init__(cae_dir, batch_size, device)
         check_n2d_settings(n2d_params)
-        # umap-learn's version is part of the cache key: UMAP's layout may change between releases.
-        self.settings = {key: n2d_params[key] for key in N2D_KEYS} | {
-            "umap_learn": importlib.metadata.version("umap-learn")}
+        self.settings = {key: n2d_params[key] for key in N2D_KEYS}   # umap-learn's version: runtime.KERNEL_LIBRARIES
 
     def fit(self, image_set: ImageSet, k: int, seed: int) -> MethodResult:
         labels, manifold = n2d_cluster(self.embed(image_set, seed), k, seed, self.settings)

@@ -33,8 +33,9 @@ from common import file_sha1, load_params, progress
 from common.provenance import provenance
 from model.data import load_image_set, to_model_input
 from model.nets import CAE, build_cae, save_cae
-from model.runtime import (KERNEL_LIBRARIES, NonFiniteLossError, adam, autocast, autocast_dtype, git_sha, keep_freed_memory, maybe_compile,
-                           pick_device, precision_name, restore_rng_states, rng_states, save_atomic, seed_everything)
+from model.runtime import (KERNEL_LIBRARIES, NonFiniteLossError, adam, autocast, autocast_dtype, git_sha,
+                           keep_freed_memory, maybe_compile, pick_device, precision_name, restore_rng_states,
+                           rng_states, save_atomic, seed_everything)
 
 # The params this stage reads (dvc.yaml declares exactly these; tests/test_dvc_params.py).
 PARAMS = (

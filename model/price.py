@@ -199,7 +199,11 @@ def hammer_prices(works: pd.DataFrame, schedule: PremiumSchedule, fallback: str)
                     f"lot {work.lot_key} (saleroom {work.sale_location!r}, {work.sale_kind} sale, schedule day "
                     f"{day}): {error}. Add the schedule to {schedule.path.name}, or set price.premium_fallback: "
                     "new_york_converted (docs/PRICE.md)") from None
-            new_york = schedule.row_for("USD", "", day)
+            try:
+                new_york = schedule.row_for("USD", "", day)
+            except PremiumScheduleError as no_fallback:
+                raise PremiumScheduleError(f"lot {work.lot_key} (saleroom {work.sale_location!r}): {error}; and "
+                                           f"no fallback: {no_fallback}") from None
             tiers = new_york.tiers.scaled(1.0 / rates.factor(str(work.currency), day, work.lot_key))
             label = f"fallback: {new_york.label} converted to {work.currency}"
         hammers.append(tiers.hammer(float(work.price_realised)))
@@ -333,7 +337,8 @@ def predict_prices(works: pd.DataFrame, embedding: np.ndarray, logs: pd.DataFram
         "lot_key": works["lot_key"].to_numpy(), "sale": sale_units(works).to_numpy(),
         "split": np.where(test, "test", "train"), "sale_date": works["sale_date"].to_numpy(),
         "artist": works["artist"].to_numpy(), "actual_log_usd": target,
-        "realised_log_usd": logs["realised_log_usd"].to_numpy(), "premium_schedule": works["premium_schedule"].to_numpy(),
+        "realised_log_usd": logs["realised_log_usd"].to_numpy(),
+        "premium_schedule": works["premium_schedule"].to_numpy(),
         "estimate_low_log_usd": logs["estimate_low_log_usd"].to_numpy(),
         "estimate_high_log_usd": logs["estimate_high_log_usd"].to_numpy(),
         "pred_mean": np.full(len(works), target[train].mean()), "pred_experts": logs["experts"].to_numpy(),

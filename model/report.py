@@ -84,6 +84,7 @@ PRICE_TITLES = {"mean": "training mean (the floor)", "experts": "Christie's expe
                 "hedonic": "hedonic", "hedonic_image": "hedonic + image", "image": "image only"}
 PRICE_SHORT = {"mean": "the training mean", "experts": "the experts", "hedonic": "hedonic",
                "hedonic_image": "hedonic + image", "image": "image only"}
+TOO_FEW_SALES_TEXT = "too few sales for a verdict"   # model/price.py's TOO_FEW_SALES (report reads only JSON)
 GAP_FEATURES = {"hedonic": "the catalogue", "hedonic_image": "the catalogue and the image", "image": "the image"}
 PRICE_FIGURES = {"price_scatter.png": "predicted against hammer price, test works",
                  "price_artist_error.png": "price error per artist, test works"}
@@ -345,12 +346,14 @@ def price_sentence(price: Mapping, site: str) -> str:
     reading += f" Does the image predict the experts' error (R² above 0 by its interval over sales)? {image_gap}."
     if site != "demo":
         return reading
-    found = verdicts[("hedonic_image", "hedonic")] == "better" and verdicts[("hedonic", "mean")] == "better"
+    plants = (verdicts[("hedonic_image", "hedonic")], verdicts[("hedonic", "mean")])
+    found = ("recovered" if plants == ("better", "better") else
+             f"not tested: {TOO_FEW_SALES_TEXT}" if TOO_FEW_SALES_TEXT in plants else
+             "**not** recovered — the stage or the embedding missed it")
     bias = price["models"]["experts"]["bias"]
     return reading + (
         " On the demo the prices follow a planted model with a quality only the picture shows (docs/PRICE.md): "
-        "the planted image signal was " + ("recovered" if found else "**not** recovered — the stage or the "
-                                           "embedding missed it") +
+        f"the planted image signal was {found}" +
         f". Its experts are unbiased by construction and see half of that quality, so the image predicts their "
         f"error by construction (found: {image_gap}); their bias on hammer prices is {signed(bias)} "
         + ("(near zero: the premium was taken off right)." if abs(bias) < 0.15 else

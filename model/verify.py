@@ -45,7 +45,8 @@ from model.methods import n2d_cluster
 from model.metrics import label_metrics, paired_difference
 from model.nets import build_cae
 from model.pretrain import PretrainConfig, fingerprint, read_checkpoint, train_cae
-from model.runtime import KERNEL_LIBRARIES, git_sha, keep_freed_memory, pick_device, precision_name, seed_everything
+from model.runtime import (KERNEL_LIBRARIES, git_sha, keep_freed_memory, pick_device, precision_name,
+                           seed_everything)
 
 N_CLASSES = 10
 N2D_EMBED_BATCH = 1024  # images per batch of the embedding pass before N2D's UMAP

@@ -24,7 +24,7 @@ from common.profiles import apply_profile, check_profile, load_profile
 from scraper import parsing
 from scraper import settings as crawl_defaults
 from scraper.archive import settled_months
-from scraper.stage import DEMO_CRAWL_SETTINGS, demo_build_id
+from scraper.stage import DEMO_CRAWL_SETTINGS, demo_answers_id
 
 # Before any month is settled: the paper's range asks 4,000-10,000 requests over 169 months (24-59 a month).
 PRIOR_REQUESTS_PER_MONTH = 40
@@ -34,11 +34,11 @@ PARAMS = ("scrape.site", "scrape.start", "scrape.end", "scrape.archive", "demo")
 
 def archive_root(scrape: Mapping[str, Any], demo: Mapping[str, Any], params_dir: Path) -> Path:
     """`<scrape.archive>/live`, or `<scrape.archive>/demo-<build>`: the demo's answers are kept only for the
-    demo params and code that served them (stage.demo_build_id). A relative `scrape.archive` is relative to
+    demo params, code and premium schedule that served them (stage.demo_answers_id). A relative `scrape.archive` is relative to
     the folder of params.yaml (the repository, where DVC runs the stage)."""
     root = (params_dir / str(scrape["archive"])).resolve()
     if scrape["site"] == "demo":
-        return root / f"demo-{demo_build_id(demo, str(scrape['start']))[:16]}"
+        return root / f"demo-{demo_answers_id(demo, str(scrape['start']))[:16]}"
     return root / "live"
 
 

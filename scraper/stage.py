@@ -23,8 +23,8 @@ DEMO_PACKAGE = Path(__file__).parent / "demo"
 # The demo's modules that decide what it serves (records and pictures); dvc.yaml lists the same files. Its
 # fault injection, command line and package init do not: changing them keeps the demo's pictures and answers.
 DEMO_SOURCES = ("artwork.py", "catalogue.py", "payloads.py", "prices.py", "server.py")
-# Shared files that also decide what the demo serves: the buyer's premium its prices include.
-DEMO_SHARED_SOURCES = (Path(premium.__file__), premium.SCHEDULE_PATH)
+# Shared files that also decide the demo's answers (not its pictures): the buyer's premium its prices include.
+DEMO_PRICE_SOURCES = (Path(premium.__file__), premium.SCHEDULE_PATH)
 
 # Settings for the loopback demo site only: it is ours and on 127.0.0.1, so politeness delays would only make
 # the stage slow. The live site always gets the polite defaults of scraper/settings.py.
@@ -70,12 +70,20 @@ def demo_site(demo_params: Mapping[str, Any], start: str) -> Any:
 
 def demo_build_id(demo: Mapping[str, Any], start: str, package: Path = DEMO_PACKAGE) -> str:
     """sha1 of the demo params, the first month and the demo's DEMO_SOURCES (catalogue, renderer, server):
-    what the demo site serves. Keys what is kept of it between runs (its pictures, its archived answers)."""
+    what the demo site serves. Keys its pictures kept between runs (its archived answers: `demo_answers_id`)."""
     digest = hashlib.sha1(json.dumps({"demo": demo, "start": start}, sort_keys=True, default=str).encode())
-    sources = [package / name for name in DEMO_SOURCES] + list(DEMO_SHARED_SOURCES)
-    for source in sources:
-        if source.is_file():
-            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for name in DEMO_SOURCES:
+        if (source := package / name).is_file():
+            digest.update(name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def demo_answers_id(demo: Mapping[str, Any], start: str) -> str:
+    """`demo_build_id` and the premium schedule the demo's prices include: keys its archived answers (a new
+    schedule changes the prices it serves, not its pictures, which stay keyed on `demo_build_id`)."""
+    digest = hashlib.sha1(demo_build_id(demo, start).encode())
+    for source in DEMO_PRICE_SOURCES:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
 
 

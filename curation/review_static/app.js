@@ -68,8 +68,9 @@ function visible(work) {
   const flag = $("flag-filter").value, decision = $("decision-filter").value, reviewed = $("reviewed-filter").value;
   if (flag && !work.flags.split(";").map((f) => f.trim()).includes(flag)) return false;
   if (decision && decisionOf(work) !== decision) return false;
-  if (reviewed === "yes" && !work.reviewed_at) return false;
-  if (reviewed === "no" && work.reviewed_at) return false;
+  const done = Boolean(work.reviewed_at && decisionOf(work));  // a work without a decision is not reviewed
+  if (reviewed === "yes" && !done) return false;
+  if (reviewed === "no" && done) return false;
   return true;
 }
 

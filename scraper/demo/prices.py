@@ -85,7 +85,8 @@ def schedule() -> PremiumSchedule:
 def premium_tiers(currency: str, saleroom: str, day: dt.date, usd_rate: float) -> Tiers:
     """The premium in force for a sale (the shipped schedule). The demo builds any months, so where the table
     is silent (a currency's gap, or before 2005) it takes New York's rows with thresholds in the sale's
-    currency, which is also what the price stage's `premium_fallback: new_york_converted` assumes."""
+    currency at the demo's fixed rate (the price stage's `premium_fallback: new_york_converted` converts at the
+    day's ECB rate, so there the two differ by a few percent of a threshold; before 2005 the stage stops)."""
     try:
         return schedule().row_for(currency, saleroom, day).tiers
     except PremiumScheduleError:

@@ -206,6 +206,20 @@ def test_works_without_an_artist_can_be_reviewed(app, project):
     assert works.status_code == 200 and [w["lot_key"] for w in works.json()["works"]] == ["www-2-1"]
 
 
+def test_a_work_stamped_but_without_a_decision_counts_as_not_yet_reviewed(app, project):
+    """Keeping the file's value of a decision a stale save blanked re-stamps the row with no decision: the work is
+    still to review, and the count must say so."""
+    assert post(app, {"lot_key": "www-1-1", "changes": {"note": "seen"}, "expected": {"note": ""}}).ok
+    before = {a["artist"]: a["unreviewed"] for a in get(app, "/api/artists").json()["artists"]}
+    manifest = project / "data/review/manifest.csv"
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    assert frame.loc[frame["lot_key"] == "www-1-1", "reviewed_at"].item()
+    frame.loc[frame["lot_key"] == "www-1-1", "decision"] = ""
+    frame.to_csv(manifest, index=False)
+    after = {a["artist"]: a["unreviewed"] for a in get(app, "/api/artists").json()["artists"]}
+    assert sum(after.values()) == sum(before.values()) + 1
+
+
 def test_a_note_a_csv_cannot_hold_is_a_400_naming_the_field(app, project):
     manifest, journal = project / "data/review/manifest.csv", project / "data/review/journal.jsonl"
     before = manifest.read_bytes()

@@ -11,9 +11,9 @@ import pytest
 
 from curation import apply_review
 from curation.review_csv import ReviewCsvError, write_review_csv
-from curation.review_file import Conflict, ReviewFile
-from curation.review_journal import (JOURNAL, NotWritten, append, entries, journal_and_write, lost_decisions,
-                                     read_journal, settle)
+from curation.review_file import ChangedOnDisk, Conflict, ReviewFile
+from curation.review_journal import (JOURNAL, Entry, NotWritten, append, entries, journal_and_write,
+                                     lost_decisions, read_journal, settle)
 from tests.curation.test_review_csv import auto_frame, kept_keys
 
 T0 = datetime(2026, 12, 6, 17, 0, tzinfo=timezone.utc)
@@ -134,3 +134,49 @@ def test_apply_review_stops_naming_each_lost_decision_and_runs_once_settled(revi
     settle(MANIFEST, JOURNAL, {"www-1-2": None}, "journal", T0 + timedelta(minutes=2))
     apply_review.main()
     assert kept_keys(reviewed) == ["www-1-1", "www-1-3"]
+
+
+def test_a_reviewed_at_without_a_zone_is_read_as_utc_not_a_crash():
+    """A curator's hand-typed or a spreadsheet's reformatted `reviewed_at` ("2026-12-06 17:02") carries no zone;
+    the journal's times do. Comparing them must not raise."""
+    entry = Entry("2026-12-06T17:03:00.000000Z", "www-1-1", "drop", None, "app")
+    row = {"lot_key": "www-1-1", "decision": "keep", "note": "", "reviewed_at": "2026-12-06 17:02", "_row": "2"}
+    assert [lost.lot_key for lost in lost_decisions([entry], [row])] == ["www-1-1"]
+    later = {**row, "reviewed_at": "2026-12-06 17:04"}
+    assert lost_decisions([entry], [later]) == []
+    assert lost_decisions([entry], [{**row, "reviewed_at": "2026-12-07"}]) == []
+
+
+def test_edits_a_retry_refuses_are_taken_back_never_offered_as_lost(reviewed, monkeypatch):
+    """The first save finds the file changed on disk (a spreadsheet saved meanwhile, deciding the same work); the
+    retry reads that file and refuses the app's edit as a Conflict. It was journalled before the first save: the
+    journal takes it back, so it is not listed as lost later."""
+    real_save, calls = ReviewFile.save, []
+
+    def spreadsheet_saves_first(self):
+        if not calls:
+            calls.append(1)
+            rows = ReviewFile.read(MANIFEST)
+            with monkeypatch.context() as inner:
+                inner.setattr(ReviewFile, "save", real_save)
+                rows.with_changes({"www-1-1": ({"decision": "drop"}, {})}, T0).save()
+            raise ChangedOnDisk(MANIFEST)
+        return real_save(self)
+
+    monkeypatch.setattr(ReviewFile, "save", spreadsheet_saves_first)
+    with pytest.raises(Conflict):
+        journal_and_write(MANIFEST, JOURNAL, {"www-1-1": ({"decision": "keep"}, {"decision": "keep"})},
+                          T0 + timedelta(minutes=1), "app")
+    sources = [entry.source for entry in read_journal(JOURNAL)]
+    assert sources == ["app", "file"] and lost_now() == {}
+
+
+def test_a_write_failing_for_another_reason_than_a_lock_is_not_blamed_on_a_spreadsheet(reviewed, monkeypatch):
+    def disk_full(*_):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched, pytest.raises(OSError, match="No space left") as error:
+        patched.setattr(ReviewFile, "save", disk_full)
+        decide("www-1-2", {"decision": "drop"}, 1)
+    assert not isinstance(error.value, NotWritten)
+    assert lost_now() == {"www-1-2": {"decision": "drop"}}       # journalled: shown to restore once written

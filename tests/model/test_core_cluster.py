@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.cluster import dcec_config, run_cluster
-from model.dcec import save_cae
+from model.nets import save_cae
 from model.nets import build_cae
 
 

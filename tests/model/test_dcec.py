@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from model.data import encode_all
-from model.dcec import (DCECConfig, NonFiniteLossError, batch_indices, clustering_loss, fit_dcec, kmeans_init,
-                        load_cae, load_dcec, save_cae, save_dcec, soft_assign, target_distribution)
-from model.nets import DCECNet, build_cae
+from model.dcec import (DCECConfig, batch_indices, clustering_loss, fit_dcec, kmeans_init, load_dcec, save_dcec,
+                        soft_assign, target_distribution)
+from model.nets import DCECNet, build_cae, load_cae, save_cae
+from model.runtime import NonFiniteLossError
 
 CPU = torch.device("cpu")
 

@@ -3,7 +3,6 @@ uniform sampler), the head re-initialisation, augmentation, and a tiny determini
 
 from __future__ import annotations
 
-import gzip
 
 import numpy as np
 import pytest
@@ -12,8 +11,9 @@ import torch
 from model.data import ImageSet
 from model.deepcluster import HEAD_INIT_STD, SobelFilter, build_deepcluster_net
 from model.deepcluster_train import (DeepClusterConfig, augment_batch, cluster_features, fit_deepcluster,
-                                     load_fashion_mnist, make_sgd, pca_whiten_normalise, read_idx_gz,
-                                     resplit_empty_clusters, uniform_cluster_sample)
+                                     make_sgd, pca_whiten_normalise, resplit_empty_clusters,
+                                     uniform_cluster_sample)
+from model.fashion_mnist import load_fashion_mnist
 
 TINY_ARCH = {"widths": [8, 16], "first_kernel": 5, "first_stride": 1, "pool_size": 2, "hidden": 32, "dropout": 0.5}
 TINY_PARAMS = {
@@ -181,15 +181,6 @@ def test_config_names_missing_and_unknown_keys():
         DeepClusterConfig.from_params(broken)
 
 
-def test_read_idx_gz_round_trip(tmp_path):
-    data = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in data.shape)
-    path = tmp_path / "x-idx3-ubyte.gz"
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + data.tobytes())
-    np.testing.assert_array_equal(read_idx_gz(path), data)
-
-
 # ----------------------------------------------------------------------------------------- end to end
 
 def synthetic_image_set(n: int = 60, side: int = 32) -> tuple[ImageSet, np.ndarray]:
@@ -228,5 +219,5 @@ def test_fit_rejects_k_larger_than_the_data():
 
 
 def test_fashion_mnist_loader_says_how_to_install_the_data(tmp_path):
-    with pytest.raises(FileNotFoundError, match="apt-get install -y dataset-fashion-mnist"):
+    with pytest.raises(FileNotFoundError, match="run `make verify`.*dataset-fashion-mnist"):
         load_fashion_mnist(tmp_path, ("test",))

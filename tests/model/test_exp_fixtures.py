@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from model.data import ImageSet
-from model.dcec import save_cae
+from model.nets import save_cae
 from model.nets import build_cae
 
 ARTIST_COLOURS = {"Anna Albers": (220, 30, 30), "Bruno Berg": (30, 200, 40), "Carla Cruz": (40, 40, 210),

@@ -68,5 +68,5 @@ def test_settings_known_bad_before_any_data_fail_when_the_method_is_built(tmp_pa
     with pytest.raises(ValueError, match=r"n2d\.n_neighbors"):
         get_method("n2d", params, tmp_path)
     del params["n2d"]["metric"]
-    with pytest.raises(KeyError, match="n2d is missing"):
+    with pytest.raises(ValueError, match="n2d is missing"):
         get_method("n2d", params, tmp_path)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import model.pretrain as pretrain
-from model.dcec import NonFiniteLossError, load_cae
+from model.nets import load_cae
+from model.runtime import NonFiniteLossError
 
 
 class Interrupted(Exception):

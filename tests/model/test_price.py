@@ -160,6 +160,14 @@ def test_realised_prices_lose_exactly_the_premium_in_force(tmp_path):
     assert schedule_day("online", "2019-02-05", "2019-01-28") == dt.date(2019, 1, 28)
 
 
+def test_a_sale_before_every_schedule_names_the_lot_even_with_the_fallback():
+    works = pd.DataFrame({"lot_key": ["old"], "sale_kind": ["live"], "sale_date": ["2004-06-01"],
+                          "sale_start_date": ["2004-06-01"], "sale_location": ["Paris"], "currency": ["EUR"],
+                          "price_realised": [1000.0]})
+    with pytest.raises(PremiumScheduleError, match=r"lot old \(saleroom 'Paris'\).*no fallback: .*USD"):
+        price.hammer_prices(works, PremiumSchedule.read(), "new_york_converted")
+
+
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("premium_fallback", "guess", "price.premium_fallback is 'guess'"),
     ("min_test_sales", 1, "price.min_test_sales is 1"),

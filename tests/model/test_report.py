@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from common import write_json
-from model import report
+from model import price, report
 from model.evaluate import FIGURE_NAMES
 from tests.model.test_exp_fixtures import small_params, write_params
 
@@ -217,3 +217,10 @@ def test_the_first_sentence_about_methods_names_the_top_mean_and_dcec_against_n2
     first = table3_section.splitlines()[2]
     assert first.startswith("Highest mean arithmetic NMI: N2D (CAE → UMAP → GMM) (0.600;")
     assert "DCEC loses to it (-0.100 [-0.150, -0.050] worse)" in first
+
+
+def test_too_few_test_sales_on_the_demo_is_not_a_missed_plant():
+    assert report.TOO_FEW_SALES_TEXT == price.TOO_FEW_SALES
+    sentence = report.price_sentence(fake_price(price.TOO_FEW_SALES), "demo")
+    assert "the planted image signal was not tested: too few sales for a verdict" in sentence
+    assert "**not** recovered" not in sentence

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from common import load_params
-from scraper import fetch_stage, scrape_stage
+from scraper import fetch_stage, scrape_stage, stage
 from scraper.demo import DemoSite, build_catalogue
 from scraper.demo.faults import FaultConfig
 from scraper.demo.payloads import CALENDAR_COMPONENT
@@ -237,3 +237,15 @@ def test_the_demo_build_id_follows_the_params_and_the_demo_code(tmp_path, demo_p
     assert fetch_stage.demo_build_id(demo_params, "2019-01", package) == first
     (package / "artwork.py").write_text("BRIGHTNESS = 2\n")
     assert fetch_stage.demo_build_id(demo_params, "2019-01", package) != first
+
+
+def test_a_new_premium_schedule_changes_the_demos_answers_not_its_pictures(tmp_path, demo_params, monkeypatch):
+    """The demo's prices include the shipped premium: a new schedule re-keys its archived answers (they would
+    replay old prices) but keeps its pictures, which no premium changes (issue #30: no image fetched twice)."""
+    schedule = tmp_path / "buyers_premium.csv"
+    schedule.write_text("a schedule\n", encoding="utf-8")
+    monkeypatch.setattr(stage, "DEMO_PRICE_SOURCES", (schedule,))
+    pictures, answers = stage.demo_build_id(demo_params, "2019-01"), stage.demo_answers_id(demo_params, "2019-01")
+    schedule.write_text("another schedule\n", encoding="utf-8")
+    assert stage.demo_build_id(demo_params, "2019-01") == pictures
+    assert stage.demo_answers_id(demo_params, "2019-01") != answers

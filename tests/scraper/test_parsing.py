@@ -313,8 +313,8 @@ def test_sale_identity_from_bri_data_model_else_the_lots_data():
                               '<script>window.chrComponents.lots = {"data": {"lots": []}};</script>', sale)
 
 
-@pytest.mark.parametrize(("start", "end", "day"), [("2019-05-02", "2019-05-14", "2019-05-02"),
-                                                   ("2019-05-16", "2019-05-14", "2019-05-14"),
-                                                   (None, "2019-05-14", "2019-05-14"), ("2019-05-02", None, "2019-05-02")])
+@pytest.mark.parametrize(("start", "end", "day"), [
+    ("2019-05-02", "2019-05-14", "2019-05-02"), ("2019-05-16", "2019-05-14", "2019-05-14"),
+    (None, "2019-05-14", "2019-05-14"), ("2019-05-02", None, "2019-05-02")])
 def test_a_sales_opening_day_is_never_after_its_day(start, end, day):
     assert parsing.opening_day(start, end) == day
