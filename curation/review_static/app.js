@@ -279,11 +279,16 @@ function onKey(event) {
 // what it lost.
 async function reload() {
   const key = state.shown[state.current] && state.shown[state.current].lot_key;
-  await loadArtists(state.artist);
-  await loadWorks();
-  const index = state.shown.findIndex((w) => w.lot_key === key);
-  if (index >= 0) focusCard(index);
-  await loadLost();
+  try {
+    await loadArtists(state.artist);
+    await loadWorks();
+    const index = state.shown.findIndex((w) => w.lot_key === key);
+    if (index >= 0) focusCard(index);
+  } catch (error) {
+    say(`Could not reload the works (${error}); the list of lost decisions is checked anyway.`);
+  } finally {
+    await loadLost(); // whatever else failed, lost decisions are shown
+  }
 }
 
 function refresh() {
