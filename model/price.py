@@ -186,7 +186,7 @@ def hammer_prices(works: pd.DataFrame, schedule: PremiumSchedule, fallback: str)
         PremiumScheduleError: a sale the schedule does not cover, with price.premium_fallback `stop`; the
             message names the lot, the saleroom and the day.
     """
-    rates = UsdConverter(None)
+    rates = None          # the ECB table, loaded only when a fallback converts thresholds
     hammers, labels = [], []
     for work in works.itertuples(index=False):
         day = schedule_day(work.sale_kind, work.sale_date, work.sale_start_date)
@@ -204,6 +204,7 @@ def hammer_prices(works: pd.DataFrame, schedule: PremiumSchedule, fallback: str)
             except PremiumScheduleError as no_fallback:
                 raise PremiumScheduleError(f"lot {work.lot_key} (saleroom {work.sale_location!r}): {error}; and "
                                            f"no fallback: {no_fallback}") from None
+            rates = rates or UsdConverter(None)
             tiers = new_york.tiers.scaled(1.0 / rates.factor(str(work.currency), day, work.lot_key))
             label = f"fallback: {new_york.label} converted to {work.currency}"
         hammers.append(tiers.hammer(float(work.price_realised)))
@@ -480,15 +481,14 @@ def target_text(settings: PriceSettings) -> str:
 
 
 def run_price(works: pd.DataFrame, embedding: np.ndarray, settings: PriceSettings, out_dir: Path,
-              figures_dir: Path, schedule: PremiumSchedule | None = None) -> dict:
+              figures_dir: Path) -> dict:
     """The whole stage after reading: convert, split, fit, predict, score, draw, write. Returns metrics.json.
     A crawl too narrow for a time split writes the same files with `status: skipped` and the reason."""
     eligible, excluded = eligibility(works)
     works, embedding = works[eligible].reset_index(drop=True), embedding[eligible]
     counts = {"final_works": int(len(eligible)), "eligible": int(eligible.sum()), "excluded": excluded,
               "sale_days": int(pd.to_datetime(works["sale_date"]).dt.normalize().nunique())}
-    hammer, works["premium_schedule"] = hammer_prices(works, schedule or PremiumSchedule.read(),
-                                                      settings.premium_fallback)
+    hammer, works["premium_schedule"] = hammer_prices(works, PremiumSchedule.read(), settings.premium_fallback)
     logs = log_usd_columns(works, hammer, UsdConverter(settings.deflate_to if settings.deflate else None))
     common = {"target": target_text(settings), "premium_schedules": value_counts(works["premium_schedule"]),
               "currencies": value_counts(works["currency"]),
