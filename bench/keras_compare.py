@@ -12,7 +12,15 @@ over eval batches of 1024 — three workers are started once and warmed up:
 * the peak: a large fp32 convolution (oneDNN, the kind of kernel the passes spend their time in) and a large
   fp32 matmul, timed in the same rounds.
 Then the rounds alternate — PyTorch, Keras, peak, PyTorch, ... — one process at a time (the others wait on
-their stdin), so they never share the cores and load from elsewhere falls on all alike. Medians of rounds.
+their stdin), so they never share the cores and load from elsewhere falls on all alike.
+
+Yardstick (issue #31): the **steady-state rate**, by the same rule for both frameworks. Each worker times every
+step of every round — a training batch for `pretrain` and `cluster` (Keras `fit` through a callback at each
+batch's end, so a step runs from the previous step's end to its own, input handling included, as PyTorch's
+does), the whole pass for `target` — and the rate is the images of one step over the median of all steps of
+all rounds pooled. A pause (Keras `fit` has slow spells: its median epoch on the 2026-12-02 Intel machine ran
+at 99 img/s, its best at 185) then counts only while it lasts fewer than half of the steps. The median of
+whole rounds, which does count them, stays beside it, labelled.
 
 Both frameworks run with glibc malloc keeping freed memory (model.keep_freed_memory, as model/ trains; the
 Keras worker through the equivalent MALLOC_* variables): without it each step page-faults its activations.
@@ -84,9 +92,14 @@ def torch_round_fn(net: str, workload: str, calls: int, threads: int,
     built = BUILDERS[workload](arch, images, batch, "tuned", torch.device("cpu"), 0)
     per_round = 1 if workload == "target" else calls      # the target workload passes over all images at once
 
-    def one_round() -> None:
+    def one_round() -> list[float]:
+        """Seconds of each step of the round."""
+        steps = []
         for _ in range(per_round):
+            started = time.perf_counter()
             built.call()
+            steps.append(time.perf_counter() - started)
+        return steps
     return one_round, batch * calls, built.flops_per_image
 
 
@@ -105,7 +118,8 @@ def peak_round_fn(kind: str, threads: int, precision: str) -> tuple[Callable[[],
 
 
 def serve(one_round: Callable[[], object], info: dict) -> None:
-    """Warm up, say ready (with `info`), then time one round per "round" line on stdin."""
+    """Warm up, say ready (with `info`), then time one round per "round" line on stdin: its seconds, and the
+    seconds of each of its steps where `one_round` returns them (else the round is one step)."""
     one_round()
     print(json.dumps({"ready": True, **info}), flush=True)
     for line in sys.stdin:
@@ -113,8 +127,9 @@ def serve(one_round: Callable[[], object], info: dict) -> None:
             break
         started = time.perf_counter()
         with torch.inference_mode(info.get("inference", False)):
-            one_round()
-        print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
+            steps = one_round()
+        seconds = time.perf_counter() - started
+        print(json.dumps({"seconds": seconds, "steps": steps if isinstance(steps, list) else [seconds]}), flush=True)
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -149,10 +164,12 @@ class Worker:
                 return cls(name, process, message)
         raise RuntimeError(f"{name}: worker exited before it was ready ({' '.join(command)})")
 
-    def time_round(self) -> float:
+    def time_round(self) -> tuple[float, list[float]]:
+        """(seconds of the round, seconds of each of its steps)."""
         self.process.stdin.write("round\n")
         self.process.stdin.flush()
-        return float(json.loads(self.process.stdout.readline())["seconds"])
+        answer = json.loads(self.process.stdout.readline())
+        return float(answer["seconds"]), [float(step) for step in answer["steps"]]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -185,12 +202,14 @@ def worker_command(args: argparse.Namespace, backend: str, net: str, workload: s
 
 @dataclass(frozen=True)
 class Row:
+    """One net and pass: steady-state rates (the yardstick) and medians of whole rounds, in images per second."""
+
     net: str
     workload: str
     torch_img_s: float
     keras_img_s: float | None
-    torch_best: float
-    keras_best: float | None
+    torch_rounds: float
+    keras_rounds: float | None
     flops_per_image: float
     peaks_gflop_s: dict[str, float]     # conv, matmul: medians of the rounds beside this pass
     precision: str = "fp32"
@@ -206,19 +225,24 @@ def measure(args: argparse.Namespace, net: str, workload: str, peaks: dict[str, 
     if args.keras_python.exists():
         workers["keras"] = Worker.start("keras", worker_command(args, "keras", net, workload))
     images, flops_per_image = workers["torch"].info["images"], workers["torch"].info["flops_per_image"]
+    step_images = images if workload == "target" else BATCH
     seconds: dict[str, list[float]] = {name: [] for name in [*workers, *peaks]}
+    steps: dict[str, list[float]] = {name: [] for name in workers}
     try:
         for _ in range(args.rounds):
             for name, worker in [*workers.items(), *peaks.items()]:
-                seconds[name].append(worker.time_round())
+                round_seconds, step_seconds = worker.time_round()
+                seconds[name].append(round_seconds)
+                if name in steps:
+                    steps[name].extend(step_seconds)
     finally:
         for worker in workers.values():
             worker.stop()
     peak = {name: peaks[name].info["flops"] / statistics.median(seconds[name]) / GIGA for name in peaks}
-    keras = images / statistics.median(seconds["keras"]) if "keras" in workers else None
-    keras_best = images / min(seconds["keras"]) if "keras" in workers else None
-    return Row(net, workload, images / statistics.median(seconds["torch"]), keras,
-               images / min(seconds["torch"]), keras_best, flops_per_image, peak, args.precision)
+    steady = {name: step_images / statistics.median(steps[name]) for name in workers}
+    rounds = {name: images / statistics.median(seconds[name]) for name in workers}
+    return Row(net, workload, steady["torch"], steady.get("keras"), rounds["torch"], rounds.get("keras"),
+               flops_per_image, peak, args.precision)
 
 
 def report(rows: list[Row], params: dict[str, tuple[int, int | None]], keras_note: str) -> str:
@@ -236,13 +260,15 @@ def report(rows: list[Row], params: dict[str, tuple[int, int | None]], keras_not
         for row in net_rows:
             gflop = row.torch_img_s * row.flops_per_image / GIGA
             keras_gflop = row.keras_img_s * row.flops_per_image / GIGA if row.keras_img_s else None
-            table.append([row.workload, f"{row.torch_img_s:,.0f} ({row.torch_best:,.0f})",
-                          f"{row.keras_img_s:,.0f} ({row.keras_best:,.0f})" if row.keras_img_s else "—",
-                          f"{row.torch_img_s / row.keras_img_s:.2f}" if row.keras_img_s else "—",
+            table.append([row.workload, f"{row.torch_img_s:,.0f}", f"{row.keras_img_s:,.0f}" if row.keras_img_s else "—",
+                          f"**{row.torch_img_s / row.keras_img_s:.2f}**" if row.keras_img_s else "—",
+                          f"{row.torch_rounds:,.0f} / {row.keras_rounds:,.0f} ({row.torch_rounds / row.keras_rounds:.2f})"
+                          if row.keras_rounds else f"{row.torch_rounds:,.0f}",
                           f"{gflop:.0f} ({gflop / row.peak_gflop_s:.0%})",
                           f"{keras_gflop:.0f} ({keras_gflop / row.peak_gflop_s:.0%})" if keras_gflop else "—",
                           goal_text(row)])
-        lines.append(_record.markdown_table(["pass", "PyTorch img/s (best)", "Keras img/s (best)", "ratio", "PyTorch GFLOP/s "
+        lines.append(_record.markdown_table(["pass", "PyTorch img/s, steady", "Keras img/s, steady", "ratio",
+                                             "median of rounds, PyTorch / Keras (ratio)", "PyTorch GFLOP/s "
                                              "(share of peak)", "Keras GFLOP/s (share)", "goal"], table))
     return "\n".join(lines)
 
@@ -297,8 +323,9 @@ def main(argv: list[str] | None = None) -> str | None:
         for worker in peaks.values():
             worker.stop()
     timing = (f"Keras: {keras_version(args.keras_python)} (`{args.keras_python}`), {args.threads} intra-op threads; "
-              f"PyTorch {torch.__version__}, {args.threads} threads. {args.rounds} alternating rounds, medians (best "
-              "round in brackets; ratio and shares from the medians)." if have_keras
+              f"PyTorch {torch.__version__}, {args.threads} threads. {args.rounds} alternating rounds; rates are steady-state "
+              "(images of a step over the median step of all rounds; module docstring), and so are the ratio, the "
+              "shares and the goal; the median of whole rounds is beside them." if have_keras
               else f"Keras not installed at `{args.keras_python}` (make bench-keras).")
     keras_note = f"Precision: **{args.precision}** (module docstring). {timing}"
     body = report(rows, params, keras_note)

@@ -13,7 +13,9 @@ matches the PyTorch CAE exactly (checked by the orchestrator). The workloads mat
 * `target`: `predict` of Q over the round's images (eval batch) and P from it — the target-distribution pass.
 
 Protocol: after building and one untimed warm-up round, each line "round" on stdin runs one timed round
-and prints {"images": n, "seconds": s} on stdout; "quit" ends. A round is `--calls` batches.
+and prints {"images": n, "seconds": s, "steps": [s, ...]} on stdout; "quit" ends. A round is `--calls` batches;
+a step is one batch (`fit`: from the previous batch's end to this one's, through a callback) or, for `target`,
+the whole round.
 """
 
 from __future__ import annotations
@@ -103,16 +105,34 @@ def main() -> None:
     images = rng.random((batch * args.calls, size, size, channels), dtype=np.float32)
     p = target_distribution(rng.random((batch, k), dtype=np.float32))
 
-    def one_round() -> int:
+    class BatchEnds(keras.callbacks.Callback):
+        """perf_counter at the end of each training batch of `fit`."""
+
+        def __init__(self):
+            super().__init__()
+            self.ends: list[float] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    def one_round() -> list[float]:
+        """Seconds of each step of the round."""
+        started = time.perf_counter()
         if args.workload == "pretrain":
-            autoencoder.fit(images, images, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
-        elif args.workload == "cluster":
+            batch_ends = BatchEnds()
+            autoencoder.fit(images, images, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0,
+                            callbacks=[batch_ends])
+            return list(np.diff([started, *batch_ends.ends]))
+        if args.workload == "cluster":
+            steps = []
             for start in range(0, len(images), batch):
                 x = images[start:start + batch]
+                step_started = time.perf_counter()
                 joint.train_on_batch(x, [p, x])
-        else:
-            target_distribution(q_model.predict(images, batch_size=args.eval_batch_size, verbose=0))
-        return len(images)
+                steps.append(time.perf_counter() - step_started)
+            return steps
+        target_distribution(q_model.predict(images, batch_size=args.eval_batch_size, verbose=0))
+        return [time.perf_counter() - started]
 
     one_round()                                               # warm-up: graph tracing, oneDNN primitives
     print(json.dumps({"ready": True}), flush=True)
@@ -120,8 +140,9 @@ def main() -> None:
         if line.strip() == "quit":
             break
         started = time.perf_counter()
-        n = one_round()
-        print(json.dumps({"images": n, "seconds": time.perf_counter() - started}), flush=True)
+        steps = one_round()
+        print(json.dumps({"images": len(images), "seconds": time.perf_counter() - started,
+                          "steps": [float(step) for step in steps]}), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ Weights are Glorot-uniform and biases zero, as Keras initialises them. The activ
 convolution's backward pass needs its input, not its output, and ELU/ReLU differentiate from their own
 result, so the pre-activation tensor is never needed (one 33 MB tensor fewer per 64×64 layer and batch of 64
 at 128×128; same values).
+
+The transposed convolutions are `FastConvTranspose2d` (same parameters, same state_dict, same function), whose
+kernels are chosen from bench.step_profile's measurements (docs/BENCHMARKS.md, issue #31): in channels_last,
+oneDNN's weight gradient of a transposed convolution runs at half the speed of the equal convolution's, and
+its forward pass with fewer than 8 output channels (the decoder's last layer) at a sixth of it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.runtime import save_atomic
@@ -52,6 +58,105 @@ def _glorot_init(module: nn.Module) -> None:
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.xavier_uniform_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+SUBPIXEL_MAX_CHANNELS = 7  # fewer output channels than one AVX2 vector of fp32: oneDNN's deconvolution idles
+
+
+def _subpixel_taps(kernel: int, padding: int) -> tuple[torch.Tensor, int, int]:
+    """Per output phase r ∈ {0, 1}, which kernel taps a stride-2 transposed convolution applies, as a
+    correlation window over the input: (taps (2, K) with `kernel` for "no tap", pad before, pad after).
+
+    Output o = 2i − padding + t (input i, tap t). For o = 2m + r the taps are t ≡ r + padding (mod 2), reading
+    input m + (r + padding − t)/2; ordered by that offset they form a correlation window of K positions.
+    """
+    offsets = {}  # (phase, offset from m) -> tap
+    for r in (0, 1):
+        for t in range(kernel):
+            if (r + padding - t) % 2 == 0:
+                offsets[(r, (r + padding - t) // 2)] = t
+    before = -min(offset for _, offset in offsets)
+    after = max(offset for _, offset in offsets)
+    window = before + after + 1
+    taps = torch.full((2, window), kernel, dtype=torch.long)
+    for (r, offset), t in offsets.items():
+        taps[r, offset + before] = t
+    return taps, before, after
+
+
+def subpixel_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
+                            output_size: int) -> torch.Tensor:
+    """A stride-2 transposed convolution as one ordinary convolution with the four output phases as channels,
+    then the phases interleaved into pixels (the sub-pixel convolution of Shi et al. 2016): the same sums, on
+    oneDNN's forward-convolution kernels.
+
+    x (B, Cin, n, n), weight (Cin, Cout, k, k) → (B, Cout, output_size, output_size), in x's memory format.
+    """
+    (n_in, n_out), kernel, n = weight.shape[:2], weight.shape[-1], x.shape[-1]
+    taps, before, after = _subpixel_taps(kernel, padding)
+    after += max(0, -(-output_size // 2) - n)  # 'valid' layers (odd output) read one phase row past the input
+    padded = F.pad(weight, (0, 1, 0, 1))  # tap index `kernel` reads zero: (Cin, Cout, k+1, k+1)
+    window = taps.shape[1]
+    phases = padded[:, :, taps.view(2, window, 1, 1), taps.view(1, 1, 2, window)]  # (Cin, Cout, 2, K, 2, K)
+    phases = phases.permute(2, 4, 1, 0, 3, 5).reshape(4 * n_out, n_in, window, window)  # (rh·2+rw)·Cout + c
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    if before == after:
+        y = F.conv2d(x, phases.contiguous(memory_format=layout), None if bias is None else bias.repeat(4),
+                     padding=before)  # (B, 4·Cout, m, m)
+    else:
+        y = F.conv2d(F.pad(x, (before, after, before, after)), phases.contiguous(memory_format=layout),
+                     None if bias is None else bias.repeat(4))
+    batch, _, rows, cols = y.shape
+    pixels = (y.permute(0, 2, 3, 1).reshape(batch, rows, cols, 2, 2, n_out)   # (B, m, m, rh, rw, Cout)
+              .permute(0, 1, 3, 2, 4, 5).reshape(batch, 2 * rows, 2 * cols, n_out)  # (B, 2m, 2m, Cout)
+              .permute(0, 3, 1, 2))  # (B, Cout, 2m, 2m), channels_last strides
+    return pixels[:, :, :output_size, :output_size].contiguous(memory_format=layout)
+
+
+class _TransposedConvolution(torch.autograd.Function):
+    """Forward as `FastConvTranspose2d.kernel_forward`; backward with the fast kernels of the adjoint: a
+    transposed convolution's input gradient is the forward convolution of its output gradient, and its weight
+    gradient is the weight gradient of that convolution with the roles of input and output swapped."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, layer):  # noqa: ARG004 (autograd's signature)
+        ctx.save_for_backward(x, weight)
+        ctx.layer = layer
+        return layer.kernel_forward(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight = ctx.saved_tensors
+        layer = ctx.layer
+        stride, padding = list(layer.stride), list(layer.padding)
+        grad_y = grad_y.contiguous(memory_format=torch.channels_last if x.is_contiguous(
+            memory_format=torch.channels_last) else torch.contiguous_format)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = F.conv2d(grad_y, weight, None, stride, padding)  # (B, Cin, n, n)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(
+                x, grad_y, weight, None, stride, padding, [1, 1], False, [0, 0], 1, [False, True, False])[1]
+        if ctx.needs_input_grad[2]:
+            grad_b = grad_y.sum(dim=(0, 2, 3))
+        return grad_x, grad_w, grad_b, None
+
+
+class FastConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d (stride 2, square kernels, no dilation or groups) on the fast kernels of the module
+    docstring; parameters and state_dict are nn.ConvTranspose2d's, so saved CAEs load unchanged."""
+
+    def kernel_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """(B, Cin, n, n) → (B, Cout, S, S), S = (n − 1)·2 − 2·padding + kernel + output_padding."""
+        if self.out_channels <= SUBPIXEL_MAX_CHANNELS:
+            size = (x.shape[-1] - 1) * STRIDE - 2 * self.padding[0] + self.kernel_size[0] + self.output_padding[0]
+            return subpixel_conv_transpose(x, weight, bias, self.padding[0], size)
+        return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if output_size is not None:
+            raise ValueError("FastConvTranspose2d takes its output size from output_padding")
+        return _TransposedConvolution.apply(x, self.weight, self.bias, self)
 
 
 class CAE(nn.Module):
@@ -97,8 +202,8 @@ class CAE(nn.Module):
             if not 0 <= output_padding < STRIDE:
                 raise ValueError(f"input size {input_size}: the decoder cannot map {source} back to {target}")
             out_ch = in_ch[i]
-            self.decoder.append(nn.ConvTranspose2d(filters[i], out_ch, kernels[i], STRIDE, paddings[i],
-                                                   output_padding=output_padding))
+            self.decoder.append(FastConvTranspose2d(filters[i], out_ch, kernels[i], STRIDE, paddings[i],
+                                                    output_padding=output_padding))
             if i > 0:
                 self.decoder.append(act(inplace=True))
         self.apply(_glorot_init)

@@ -42,7 +42,40 @@ def test_a_run_without_keras_times_pytorch_and_the_peak_in_alternating_rounds(mo
     line = next(line for line in text.splitlines() if line.startswith("| target |"))
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert float(cells[1].split(" (")[0].replace(",", "")) > 0 and cells[2] == "—"
-    assert cells[4].endswith("%)")
+    assert cells[5].endswith("%)")
+
+
+class ScriptedWorker:
+    """A worker whose rounds take the scripted (seconds, steps), as Worker.time_round returns them."""
+
+    def __init__(self, info: dict, rounds: list[tuple[float, list[float]]]):
+        self.info, self.rounds = info, list(rounds)
+
+    def time_round(self) -> tuple[float, list[float]]:
+        return self.rounds.pop(0)
+
+    def stop(self) -> None:
+        pass
+
+
+def test_the_steady_rate_is_the_median_step_so_a_slow_spell_of_keras_fit_counts_only_while_it_lasts(monkeypatch,
+                                                                                                       tmp_path):
+    """Keras: 4 steps of 1 s per round, but one round of 4 has a 10-s pause in a step. The steady rate is one
+    batch per median step (1 s); the median of whole rounds still shows the pause, labelled apart."""
+    keras_rounds = [(4.0, [1.0] * 4)] * 3 + [(13.0, [1.0, 1.0, 10.0, 1.0])]
+    torch_rounds = [(2.0, [0.5] * 4)] * 4
+    scripted = {"torch": ScriptedWorker({"images": 4 * keras_compare.BATCH, "flops_per_image": 1e9}, torch_rounds),
+                "keras": ScriptedWorker({}, keras_rounds)}
+    monkeypatch.setattr(keras_compare.Worker, "start", classmethod(lambda cls, name, command: scripted[name]))
+    keras_python = tmp_path / "python"
+    keras_python.touch()
+    args = argparse.Namespace(rounds=4, keras_python=keras_python, precision="fp32", threads=1)
+    peaks = {"conv": ScriptedWorker({"flops": 1e12}, [(1.0, [1.0])] * 4)}
+    row = keras_compare.measure(args, "guo", "pretrain", peaks)
+    assert row.keras_img_s == keras_compare.BATCH / 1.0 and row.torch_img_s == keras_compare.BATCH / 0.5
+    assert row.torch_img_s / row.keras_img_s == 2.0
+    assert row.keras_rounds == 4 * keras_compare.BATCH / 4.0  # median round of (4, 4, 4, 13) s
+    assert row.peaks_gflop_s == {"conv": 1000.0}
 
 
 def test_bf16_asks_for_bf16_kernels_and_the_bf16_training_setting(monkeypatch, tmp_path):

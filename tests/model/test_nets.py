@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from model.nets import ClusteringLayer, DCECNet, build_cae, soft_assign
+from model.nets import ClusteringLayer, DCECNet, FastConvTranspose2d, build_cae, load_cae, save_cae, soft_assign
 
 
 def test_dcec_paint_net_matches_keras_shapes_and_parameter_count():
@@ -84,3 +84,47 @@ def test_dcec_net_outputs():
     q, x_hat, z = net(torch.rand(2, 3, 16, 16))
     assert q.shape == (2, 3) and x_hat.shape == (2, 3, 16, 16) and z.shape == (2, 8)
     assert any(p is net.clustering.centres for p in net.parameters())
+
+
+# The decoder's layers of both nets (in, out, kernel, padding, output_padding, input size), plus odd ones.
+TRANSPOSED_LAYERS = [(32, 3, 5, 2, 1, 64), (64, 32, 5, 2, 1, 32), (128, 64, 3, 1, 1, 16), (128, 64, 3, 0, 0, 3),
+                     (32, 1, 5, 2, 1, 14), (8, 2, 3, 1, 1, 5), (8, 2, 4, 1, 0, 5)]
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("in_ch, out_ch, kernel, padding, output_padding, size", TRANSPOSED_LAYERS)
+def test_fast_transposed_convolution_computes_what_pytorchs_does(in_ch, out_ch, kernel, padding, output_padding,
+                                                                 size, layout):
+    """Forward (the sub-pixel form where out_ch is small) and all three gradients, in float64 so that only a
+    different order of the same sums could differ."""
+    torch.manual_seed(0)
+    reference = torch.nn.ConvTranspose2d(in_ch, out_ch, kernel, 2, padding, output_padding=output_padding).double()
+    fast = FastConvTranspose2d(in_ch, out_ch, kernel, 2, padding, output_padding=output_padding).double()
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(3, in_ch, size, size, dtype=torch.float64).contiguous(memory_format=layout)
+    x_ref, x_fast = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_ref, y_fast = reference(x_ref), fast(x_fast)
+    assert y_fast.shape == y_ref.shape and y_fast.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(y_fast, y_ref, rtol=0, atol=1e-12)
+    grad = torch.randn_like(y_ref)
+    y_ref.backward(grad)
+    y_fast.backward(grad)
+    torch.testing.assert_close(x_fast.grad, x_ref.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.weight.grad, reference.weight.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.bias.grad, reference.bias.grad, rtol=0, atol=1e-12)
+
+
+def test_the_decoder_keeps_nn_convtranspose2d_parameters_so_saved_caes_load(tmp_path):
+    cae = build_cae(28, 1, embedding=10, activation="relu")
+    assert all(type(m) is FastConvTranspose2d for m in cae.decoder if isinstance(m, torch.nn.ConvTranspose2d))
+    plain = {name: torch.nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                            output_padding=m.output_padding).state_dict()
+             for name, m in cae.decoder.named_children() if isinstance(m, torch.nn.ConvTranspose2d)}
+    state = cae.state_dict()
+    for name, layer_state in plain.items():  # a checkpoint written when the decoder was nn.ConvTranspose2d
+        state.update({f"decoder.{name}.{key}": value for key, value in layer_state.items()})
+    save_cae(cae, tmp_path / "cae.pt")
+    rebuilt = build_cae(**cae.config)
+    rebuilt.load_state_dict(state)
+    assert torch.equal(rebuilt.decoder[0].weight, plain["0"]["weight"])
+    assert torch.equal(load_cae(tmp_path / "cae.pt").decoder[0].weight, cae.decoder[0].weight)
