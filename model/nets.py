@@ -113,50 +113,58 @@ def subpixel_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     return pixels[:, :, :output_size, :output_size].contiguous(memory_format=layout)
 
 
+def conv_transpose_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
+                           output_padding: int) -> torch.Tensor:
+    """F.conv_transpose2d at stride 2, in the sub-pixel form where the layer has few output channels.
+
+    x (B, Cin, n, n) → (B, Cout, S, S), S = (n − 1)·2 − 2·padding + kernel + output_padding.
+    """
+    if weight.shape[1] > SUBPIXEL_MAX_CHANNELS:
+        return F.conv_transpose2d(x, weight, bias, STRIDE, padding, output_padding)
+    size = (x.shape[-1] - 1) * STRIDE - 2 * padding + weight.shape[-1] + output_padding
+    return subpixel_conv_transpose(x, weight, bias, padding, size)
+
+
 class _TransposedConvolution(torch.autograd.Function):
-    """Forward as `FastConvTranspose2d.kernel_forward`; backward with the fast kernels of the adjoint: a
-    transposed convolution's input gradient is the forward convolution of its output gradient, and its weight
-    gradient is the weight gradient of that convolution with the roles of input and output swapped."""
+    """Forward by `conv_transpose_forward`; backward by the fast kernels of the adjoint: a transposed
+    convolution's input gradient is the forward convolution of its output gradient, and its weight gradient is
+    the weight gradient of that convolution with the roles of input and output swapped."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, layer):  # noqa: ARG004 (autograd's signature)
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, x, weight, bias, padding: int, output_padding: int):
         ctx.save_for_backward(x, weight)
-        ctx.layer = layer
-        return layer.kernel_forward(x, weight, bias)
+        ctx.padding = padding
+        return conv_transpose_forward(x, weight, bias, padding, output_padding)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_y):
         x, weight = ctx.saved_tensors
-        layer = ctx.layer
-        stride, padding = list(layer.stride), list(layer.padding)
-        grad_y = grad_y.contiguous(memory_format=torch.channels_last if x.is_contiguous(
-            memory_format=torch.channels_last) else torch.contiguous_format)
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        grad_y = grad_y.contiguous(memory_format=layout)  # (B, Cout, S, S)
+        x_, weight_ = x.to(grad_y.dtype), weight.to(grad_y.dtype)  # bf16 under autocast, as the forward ran
+        stride, padding = [STRIDE, STRIDE], [ctx.padding, ctx.padding]
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = F.conv2d(grad_y, weight, None, stride, padding)  # (B, Cin, n, n)
+            grad_x = F.conv2d(grad_y, weight_, None, stride, padding).to(x.dtype)  # (B, Cin, n, n)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.ops.aten.convolution_backward(
-                x, grad_y, weight, None, stride, padding, [1, 1], False, [0, 0], 1, [False, True, False])[1]
+            grad_w = torch.ops.aten.convolution_backward(x_, grad_y, weight_, None, stride, padding, [1, 1], False,
+                                                         [0, 0], 1, [False, True, False])[1].to(weight.dtype)
         if ctx.needs_input_grad[2]:
-            grad_b = grad_y.sum(dim=(0, 2, 3))
-        return grad_x, grad_w, grad_b, None
+            grad_b = grad_y.sum(dim=(0, 2, 3), dtype=weight.dtype)
+        return grad_x, grad_w, grad_b, None, None
 
 
 class FastConvTranspose2d(nn.ConvTranspose2d):
-    """nn.ConvTranspose2d (stride 2, square kernels, no dilation or groups) on the fast kernels of the module
-    docstring; parameters and state_dict are nn.ConvTranspose2d's, so saved CAEs load unchanged."""
-
-    def kernel_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """(B, Cin, n, n) → (B, Cout, S, S), S = (n − 1)·2 − 2·padding + kernel + output_padding."""
-        if self.out_channels <= SUBPIXEL_MAX_CHANNELS:
-            size = (x.shape[-1] - 1) * STRIDE - 2 * self.padding[0] + self.kernel_size[0] + self.output_padding[0]
-            return subpixel_conv_transpose(x, weight, bias, self.padding[0], size)
-        return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding)
+    """nn.ConvTranspose2d at stride 2 (square kernels, no dilation or groups) on the CPU kernels of the module
+    docstring; parameters and state_dict are nn.ConvTranspose2d's, so saved CAEs load unchanged. On other
+    devices it is nn.ConvTranspose2d (the kernels were chosen by CPU measurements)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if output_size is not None:
-            raise ValueError("FastConvTranspose2d takes its output size from output_padding")
-        return _TransposedConvolution.apply(x, self.weight, self.bias, self)
+        if x.device.type != "cpu" or output_size is not None:
+            return super().forward(x, output_size)
+        return _TransposedConvolution.apply(x, self.weight, self.bias, self.padding[0], self.output_padding[0])
 
 
 class CAE(nn.Module):

@@ -128,3 +128,14 @@ def test_the_decoder_keeps_nn_convtranspose2d_parameters_so_saved_caes_load(tmp_
     rebuilt.load_state_dict(state)
     assert torch.equal(rebuilt.decoder[0].weight, plain["0"]["weight"])
     assert torch.equal(load_cae(tmp_path / "cae.pt").decoder[0].weight, cae.decoder[0].weight)
+
+
+def test_the_fast_decoder_trains_under_bf16_autocast_with_fp32_gradients():
+    cae = build_cae(28, 1, embedding=10, activation="relu").to(memory_format=torch.channels_last)
+    x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, x_hat = cae(x)
+        loss = torch.nn.functional.mse_loss(x_hat.float(), x)
+    loss.backward()
+    assert x_hat.dtype == torch.bfloat16
+    assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in cae.decoder.parameters())
