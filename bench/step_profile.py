@@ -71,7 +71,8 @@ def trees(baseline: str | None) -> Iterator[list[tuple[str, Path]]]:
                                 check=True).stdout.strip()
         subprocess.run(["git", "worktree", "add", "--detach", str(worktree), commit], capture_output=True, check=True)
         try:
-            yield [(f"before ({baseline} = {commit}): ", worktree), ("after (this tree): ", here)]
+            named = baseline if commit.startswith(baseline) else f"{baseline} = {commit}"
+            yield [(f"before ({named}): ", worktree), ("after (this tree): ", here)]
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], capture_output=True)
 
