@@ -107,10 +107,12 @@ def subpixel_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
         y = F.conv2d(F.pad(x, (before, after, before, after)), phases.contiguous(memory_format=layout),
                      None if bias is None else bias.repeat(4))
     batch, _, rows, cols = y.shape
-    pixels = (y.permute(0, 2, 3, 1).reshape(batch, rows, cols, 2, 2, n_out)   # (B, m, m, rh, rw, Cout)
-              .permute(0, 1, 3, 2, 4, 5).reshape(batch, 2 * rows, 2 * cols, n_out)  # (B, 2m, 2m, Cout)
-              .permute(0, 3, 1, 2))  # (B, Cout, 2m, 2m), channels_last strides
-    return pixels[:, :, :output_size, :output_size].contiguous(memory_format=layout)
+    phases = y.permute(0, 2, 3, 1).view(batch, rows, cols, 2, 2, n_out).permute(0, 1, 3, 2, 4, 5)  # (B, m, rh, m, rw, Cout)
+    pixels = torch.empty(batch, n_out, 2 * rows, 2 * cols, dtype=y.dtype, device=y.device, memory_format=layout)
+    pixels.permute(0, 2, 3, 1).view(batch, rows, 2, cols, 2, n_out).copy_(phases)  # one copy, no view returned
+    if output_size == 2 * rows:
+        return pixels  # (B, Cout, S, S)
+    return pixels[:, :, :output_size, :output_size].clone(memory_format=layout)  # 'valid' layers: odd S
 
 
 def conv_transpose_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,

@@ -139,3 +139,13 @@ def test_the_fast_decoder_trains_under_bf16_autocast_with_fp32_gradients():
     loss.backward()
     assert x_hat.dtype == torch.bfloat16
     assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in cae.decoder.parameters())
+
+
+def test_narrow_decoder_layers_take_the_in_place_activation_after_them():
+    """Layers with few output channels take the sub-pixel form; its output must not be a view, or the in-place
+    ELU after it would be refused by autograd."""
+    cae = build_cae(16, 3, filters=(4, 6, 8), embedding=5).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    _, x_hat = cae(x)
+    x_hat.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in cae.parameters())
