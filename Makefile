@@ -100,10 +100,11 @@ bench-train bench-prep bench-crawl bench-pipeline: $(STAMP)
 KERAS_VENV := .venv-keras
 $(KERAS_VENV)/bin/python:
 	$(PYTHON) -m venv $(KERAS_VENV) && $(KERAS_VENV)/bin/pip install -q "tensorflow-cpu==2.21.0" "keras==3.15.1"
+# bf16 only where the CPU has it in hardware: AMX tiles (Intel Sapphire Rapids+) or AVX-512 BF16 (AMD Zen 4+, Intel Cooper Lake)
 bench-keras: $(STAMP) $(KERAS_VENV)/bin/python
 	$(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python --precision fp32
-	@if grep -q amx_bf16 /proc/cpuinfo; then $(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python --precision bf16; \
-	else echo "bench-keras: no AMX bf16 units on this CPU, so bf16 is emulated: skipping the bf16 comparison"; fi
+	@if grep -q -w -E 'amx_bf16|avx512_bf16' /proc/cpuinfo; then $(BIN)/python -m bench.keras_compare --keras-python $(KERAS_VENV)/bin/python --precision bf16; \
+	else echo "bench-keras: no bf16 instructions (AMX or AVX-512 BF16) on this CPU, so bf16 is emulated: skipping the bf16 comparison"; fi
 bench-paper: $(STAMP)
 	$(BIN)/python -m bench.paper_suite    # on CUDA: the whole paper run and a Fashion-MNIST seed; budgets: --help
 

@@ -28,7 +28,8 @@ Keras worker through the equivalent MALLOC_* variables): without it each step pa
 Precision: `fp32` everywhere (the default), or `bf16` — PyTorch under `model.mixed_precision: bf16` (bf16
 autocast for the training steps and the target-distribution pass, as model/dcec.py runs them), Keras under its
 `mixed_bfloat16` policy (every layer, prediction included), the peak kernels in bf16. On a CPU with
-AMX (Intel Sapphire Rapids and later) bf16 runs on the matrix units; on AVX2-only CPUs it is emulated and slower.
+AMX (Intel Sapphire Rapids and later) bf16 runs on the matrix units, with AVX-512 BF16 (AMD Zen 4 and later, Intel
+Cooper Lake) on bf16 dot-product instructions; on CPUs with neither (AVX2-only) it is emulated and slower.
 
 Share of the peak: the FLOPs of one image as torch.utils.flop_counter counts them (convolutions and matmuls, forward
 and backward; the same for both frameworks since the nets are identical), divided by the time, as a share of
