@@ -79,7 +79,8 @@ def test_the_steady_rate_is_the_median_step_so_a_slow_spell_of_keras_fit_counts_
 
 
 def test_bf16_asks_for_bf16_kernels_and_the_bf16_training_setting(monkeypatch, tmp_path):
-    monkeypatch.setattr(keras_compare, "CONV_SHAPE", (2, 8, 8, 8))  # small: bf16 is emulated on CPUs without AMX or AVX-512 BF16
+    # small: bf16 is emulated on CPUs without AMX or AVX-512 BF16
+    monkeypatch.setattr(keras_compare, "CONV_SHAPE", (2, 8, 8, 8))
     monkeypatch.setattr(keras_compare, "MATMUL_SIDE", 16)
     for kind in ("conv", "matmul"):
         one_round, flops = keras_compare.peak_round_fn(kind, 1, "bf16")
