@@ -68,8 +68,11 @@ def _layout(x: torch.Tensor) -> torch.memory_format:
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype x's layer computes in: autocast's where it is on (bf16 mixed precision), else x's."""
-    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    """The dtype x's layer computes in: autocast's for an fp32 x where autocast is on (bf16 mixed precision),
+    else x's (autocast leaves other dtypes as they are)."""
+    if x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu")
+    return x.dtype
 
 
 def _subpixel_taps(kernel: int, padding: int) -> tuple[torch.Tensor, int, int]:
@@ -126,14 +129,15 @@ def subpixel_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
 def adjoint_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
                            output_size: int) -> torch.Tensor:
     """A stride-2 transposed convolution as the input gradient of the convolution it transposes, on oneDNN's
-    backward-data kernel, in the dtype the layer computes in (autocast does not cover that kernel).
+    backward-data kernel, in the dtype the layer computes in (autocast does not cover that kernel). In bf16 the
+    bias is added to the rounded sums (one rounding more than oneDNN's deconvolution, which adds it before).
 
     x (B, Cin, n, n), weight (Cin, Cout, k, k) → (B, Cout, output_size, output_size), in x's memory format.
     """
     dtype = _compute_dtype(x)
     x, weight = x.to(dtype), weight.to(dtype)
-    # The convolution's input: only its shape, dtype and memory format are read.
-    template = x.new_empty(x.shape[0], weight.shape[1], output_size, output_size).contiguous(memory_format=_layout(x))
+    template = torch.empty(x.shape[0], weight.shape[1], output_size, output_size, dtype=dtype, device=x.device,
+                           memory_format=_layout(x))  # the convolution's input: only its shape and format are read
     y = torch.ops.aten.convolution_backward(x, template, weight, None, [STRIDE, STRIDE], [padding, padding], [1, 1],
                                             False, [0, 0], 1, [True, False, False])[0]  # (B, Cout, S, S)
     return y if bias is None else y.add_(bias.to(dtype).view(1, -1, 1, 1))
@@ -181,8 +185,9 @@ class _TransposedConvolution(torch.autograd.Function):
             grad_w = torch.ops.aten.convolution_backward(x_, grad_y, weight_, None, stride, padding, [1, 1], False,
                                                          [0, 0], 1, [False, True, False])[1].to(weight.dtype)
         if ctx.needs_input_grad[2]:
-            grad_b = grad_y.sum(dim=(0, 2, 3)).to(weight.dtype)  # accumulates in fp32 also for bf16, without
-            # the copy of grad_y to fp32 that sum(dtype=...) makes (12% of a bf16 step at 128 px)
+            # In bf16: accumulated in fp32, rounded to bf16 as autocast's own convolutions do, without the fp32
+            # copy of grad_y that sum(dtype=...) makes (12% of a bf16 step at 128 px).
+            grad_b = grad_y.sum(dim=(0, 2, 3)).to(weight.dtype)
         return grad_x, grad_w, grad_b, None, None
 
 
