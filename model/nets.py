@@ -63,6 +63,18 @@ def _glorot_init(module: nn.Module) -> None:
 SUBPIXEL_MAX_CHANNELS = 7  # fewer output channels than one AVX2 vector of fp32: oneDNN's deconvolution idles
 
 
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype x's layer computes in: autocast's for an fp32 x where autocast is on (bf16 mixed precision),
+    else x's (autocast leaves other dtypes as they are)."""
+    if x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu")
+    return x.dtype
+
+
 def _subpixel_taps(kernel: int, padding: int) -> tuple[torch.Tensor, int, int]:
     """Per output phase r ∈ {0, 1}, which kernel taps a stride-2 transposed convolution applies, as a
     correlation window over the input: (taps (2, K) with `kernel` for "no tap", pad before, pad after).
@@ -99,32 +111,52 @@ def subpixel_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     window = taps.shape[1]
     phases = padded[:, :, taps.view(2, window, 1, 1), taps.view(1, 1, 2, window)]  # (Cin, Cout, 2, K, 2, K)
     phases = phases.permute(2, 4, 1, 0, 3, 5).reshape(4 * n_out, n_in, window, window)  # (rh·2+rw)·Cout + c
-    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    if before == after:
-        y = F.conv2d(x, phases.contiguous(memory_format=layout), None if bias is None else bias.repeat(4),
-                     padding=before)  # (B, 4·Cout, m, m)
-    else:
-        y = F.conv2d(F.pad(x, (before, after, before, after)), phases.contiguous(memory_format=layout),
-                     None if bias is None else bias.repeat(4))
+    layout = _layout(x)
+    bias4 = None if bias is None else bias.repeat(4)  # (4·Cout,): one bias per phase
+    if before != after:
+        x = F.pad(x, (before, after, before, after))
+    y = F.conv2d(x, phases.contiguous(memory_format=layout), bias4,
+                 padding=before if before == after else 0)  # (B, 4·Cout, m, m)
     batch, _, rows, cols = y.shape
-    phases = y.permute(0, 2, 3, 1).view(batch, rows, cols, 2, 2, n_out).permute(0, 1, 3, 2, 4, 5)  # (B, m, rh, m, rw, Cout)
+    by_phase = y.permute(0, 2, 3, 1).view(batch, rows, cols, 2, 2, n_out).permute(0, 1, 3, 2, 4, 5)  # (B, m, rh, m, rw, Cout)
     pixels = torch.empty(batch, n_out, 2 * rows, 2 * cols, dtype=y.dtype, device=y.device, memory_format=layout)
-    pixels.permute(0, 2, 3, 1).view(batch, rows, 2, cols, 2, n_out).copy_(phases)  # one copy, no view returned
+    pixels.permute(0, 2, 3, 1).view(batch, rows, 2, cols, 2, n_out).copy_(by_phase)  # one copy, no view returned
     if output_size == 2 * rows:
         return pixels  # (B, Cout, S, S)
     return pixels[:, :, :output_size, :output_size].clone(memory_format=layout)  # 'valid' layers: odd S
 
 
+def adjoint_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
+                           output_size: int) -> torch.Tensor:
+    """A stride-2 transposed convolution as the input gradient of the convolution it transposes, on oneDNN's
+    backward-data kernel, in the dtype the layer computes in (autocast does not cover that kernel). In bf16 the
+    bias is added to the rounded sums (one rounding more than oneDNN's deconvolution, which adds it before).
+
+    x (B, Cin, n, n), weight (Cin, Cout, k, k) → (B, Cout, output_size, output_size), in x's memory format.
+    """
+    dtype = _compute_dtype(x)
+    x, weight = x.to(dtype), weight.to(dtype)
+    template = torch.empty(x.shape[0], weight.shape[1], output_size, output_size, dtype=dtype, device=x.device,
+                           memory_format=_layout(x))  # the convolution's input: only its shape and format are read
+    y = torch.ops.aten.convolution_backward(x, template, weight, None, [STRIDE, STRIDE], [padding, padding], [1, 1],
+                                            False, [0, 0], 1, [True, False, False])[0]  # (B, Cout, S, S)
+    return y if bias is None else y.add_(bias.to(dtype).view(1, -1, 1, 1))
+
+
 def conv_transpose_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
                            output_padding: int) -> torch.Tensor:
-    """F.conv_transpose2d at stride 2, in the sub-pixel form where the layer has few output channels.
+    """F.conv_transpose2d at stride 2, in the sub-pixel form where the layer has few output channels, and in the
+    adjoint form in bf16 where the output size is odd (oneDNN's bf16 deconvolution then runs 4–10x slower than
+    its backward-data kernel on the same sums; measured in docs/BENCHMARKS.md).
 
     x (B, Cin, n, n) → (B, Cout, S, S), S = (n − 1)·2 − 2·padding + kernel + output_padding.
     """
-    if weight.shape[1] > SUBPIXEL_MAX_CHANNELS:
-        return F.conv_transpose2d(x, weight, bias, STRIDE, padding, output_padding)
     size = (x.shape[-1] - 1) * STRIDE - 2 * padding + weight.shape[-1] + output_padding
-    return subpixel_conv_transpose(x, weight, bias, padding, size)
+    if weight.shape[1] <= SUBPIXEL_MAX_CHANNELS:
+        return subpixel_conv_transpose(x, weight, bias, padding, size)
+    if size % STRIDE and _compute_dtype(x) == torch.bfloat16:
+        return adjoint_conv_transpose(x, weight, bias, padding, size)
+    return F.conv_transpose2d(x, weight, bias, STRIDE, padding, output_padding)
 
 
 class _TransposedConvolution(torch.autograd.Function):
@@ -143,8 +175,7 @@ class _TransposedConvolution(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_y):
         x, weight = ctx.saved_tensors
-        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        grad_y = grad_y.contiguous(memory_format=layout)  # (B, Cout, S, S)
+        grad_y = grad_y.contiguous(memory_format=_layout(x))  # (B, Cout, S, S)
         x_, weight_ = x.to(grad_y.dtype), weight.to(grad_y.dtype)  # bf16 under autocast, as the forward ran
         stride, padding = [STRIDE, STRIDE], [ctx.padding, ctx.padding]
         grad_x = grad_w = grad_b = None
@@ -154,7 +185,9 @@ class _TransposedConvolution(torch.autograd.Function):
             grad_w = torch.ops.aten.convolution_backward(x_, grad_y, weight_, None, stride, padding, [1, 1], False,
                                                          [0, 0], 1, [False, True, False])[1].to(weight.dtype)
         if ctx.needs_input_grad[2]:
-            grad_b = grad_y.sum(dim=(0, 2, 3), dtype=weight.dtype)
+            # In bf16: accumulated in fp32, rounded to bf16 as autocast's own convolutions do, without the fp32
+            # copy of grad_y that sum(dtype=...) makes (12% of a bf16 step at 128 px).
+            grad_b = grad_y.sum(dim=(0, 2, 3)).to(weight.dtype)
         return grad_x, grad_w, grad_b, None, None
 
 

@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from model import nets
 from model.nets import ClusteringLayer, DCECNet, FastConvTranspose2d, build_cae, load_cae, save_cae, soft_assign
 
 
@@ -112,6 +114,46 @@ def test_fast_transposed_convolution_computes_what_pytorchs_does(in_ch, out_ch, 
     torch.testing.assert_close(x_fast.grad, x_ref.grad, rtol=0, atol=1e-12)
     torch.testing.assert_close(fast.weight.grad, reference.weight.grad, rtol=0, atol=1e-12)
     torch.testing.assert_close(fast.bias.grad, reference.bias.grad, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("in_ch, out_ch, kernel, padding, output_padding, size", TRANSPOSED_LAYERS)
+def test_the_adjoint_form_computes_the_transposed_convolution(in_ch, out_ch, kernel, padding, output_padding, size,
+                                                              layout):
+    torch.manual_seed(0)
+    x = torch.randn(3, in_ch, size, size, dtype=torch.float64).contiguous(memory_format=layout)
+    weight = torch.randn(in_ch, out_ch, kernel, kernel, dtype=torch.float64)
+    bias = torch.randn(out_ch, dtype=torch.float64)
+    expected = F.conv_transpose2d(x, weight, bias, 2, padding, output_padding)
+    got = nets.adjoint_conv_transpose(x, weight, bias, padding, expected.shape[-1])
+    assert got.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_bf16_layers_with_an_odd_output_take_the_adjoint_form_and_agree_with_fp32(monkeypatch):
+    """Guo's first decoder layer (3 → 7 px) under bf16 autocast: forward and gradients within bf16 rounding of
+    the fp32 layer's, and fp32 keeps oneDNN's deconvolution."""
+    calls = []
+    adjoint = nets.adjoint_conv_transpose
+    monkeypatch.setattr(nets, "adjoint_conv_transpose", lambda *args: calls.append(args[0].dtype) or adjoint(*args))
+    torch.manual_seed(0)
+    layer = FastConvTranspose2d(128, 64, 3, 2, 0)
+    torch.nn.init.uniform_(layer.bias, -2.0, 2.0)  # large enough that a lost or halved bias shows
+    x = torch.randn(8, 128, 3, 3).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(8, 64, 7, 7)
+    expected = layer(x)
+    expected.backward(grad)
+    expected_grads = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    assert calls == []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x)
+    got.backward(grad.bfloat16())
+    assert calls == [torch.float32] and got.dtype == torch.bfloat16  # the adjoint casts to autocast's dtype
+    torch.testing.assert_close(got.float(), expected, rtol=0.02, atol=0.03)
+    for got_grad, expected_grad in zip((p.grad for p in layer.parameters()), expected_grads):
+        assert got_grad.dtype == torch.float32
+        torch.testing.assert_close(got_grad, expected_grad, rtol=0.05, atol=0.1)
 
 
 def test_the_decoder_keeps_nn_convtranspose2d_parameters_so_saved_caes_load(tmp_path):
