@@ -16,8 +16,9 @@ at 128×128; same values).
 
 The transposed convolutions are `FastConvTranspose2d` (same parameters, same state_dict, same function), whose
 kernels are chosen from bench.step_profile's measurements (docs/BENCHMARKS.md, issue #31): in channels_last,
-oneDNN's weight gradient of a transposed convolution runs at half the speed of the equal convolution's, and
-its forward pass with fewer than 8 output channels (the decoder's last layer) at a sixth of it.
+oneDNN's weight gradient of a transposed convolution runs at half the speed of the equal convolution's, its
+forward pass with fewer than 8 output channels (the decoder's last layer) at a sixth of it, and in bf16 its
+forward pass with an odd output size (Guo's first decoder layer) 4–8x slower than its backward-data kernel.
 """
 
 from __future__ import annotations
@@ -146,8 +147,7 @@ def adjoint_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
 def conv_transpose_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
                            output_padding: int) -> torch.Tensor:
     """F.conv_transpose2d at stride 2, in the sub-pixel form where the layer has few output channels, and in the
-    adjoint form in bf16 where the output size is odd (oneDNN's bf16 deconvolution then runs 4–10x slower than
-    its backward-data kernel on the same sums; measured in docs/BENCHMARKS.md).
+    adjoint form in bf16 where the output size is odd (see the module docstring).
 
     x (B, Cin, n, n) → (B, Cout, S, S), S = (n − 1)·2 − 2·padding + kernel + output_padding.
     """
