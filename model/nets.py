@@ -18,7 +18,7 @@ The transposed convolutions are `FastConvTranspose2d` (same parameters, same sta
 kernels are chosen from bench.step_profile's measurements (docs/BENCHMARKS.md, issue #31): in channels_last,
 oneDNN's weight gradient of a transposed convolution runs at half the speed of the equal convolution's, its
 forward pass with fewer than 8 output channels (the decoder's last layer) at a sixth of it, and in bf16 its
-forward pass with an odd output size (Guo's first decoder layer) 4–8x slower than its backward-data kernel.
+forward pass with an odd output size (Guo's first decoder layer) 5–7x slower than its backward-data kernel.
 """
 
 from __future__ import annotations
