@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,9 @@ class ReviewFile:
     data: list[int]  # indices into `records` of the non-blank ones: the lots; record i is spreadsheet row i + 2
     signature: str  # sha1 of the bytes read
     _rows: list[dict[str, str]] | None = field(default=None, repr=False, compare=False)
+    # (mtime_ns, size, inode) of the bytes read or written, taken from the open file itself: a stat of the path
+    # afterwards could already be a spreadsheet's save, and pairing that with these rows would hide it
+    disk_key: DiskKey | None = field(default=None, compare=False)
 
     @classmethod
     def read(cls, path: str | Path) -> ReviewFile:
@@ -69,7 +73,9 @@ class ReviewFile:
             ReviewCsvError: not UTF-8, no `lot_key`/`decision` column, or a duplicated lot_key.
         """
         path = Path(path)
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            key = disk_key(os.fstat(fh.fileno()))  # before reading: a later change then shows as a new key
+            data = fh.read()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -84,7 +90,8 @@ class ReviewFile:
             raise ReviewCsvError([f"{path}: the file is empty"])
         records = rows[1:]
         lots = [i for i, record in enumerate(records) if any(cell.strip() for cell in record)]
-        snapshot = cls(path, dialect, rows[0], records, lots, hashlib.sha1(data).hexdigest())  # noqa: S324
+        signature = hashlib.sha1(data).hexdigest()  # noqa: S324
+        snapshot = cls(path, dialect, rows[0], records, lots, signature, disk_key=key)
         snapshot._check()
         return snapshot
 
@@ -195,11 +202,21 @@ class ReviewFile:
         data = self.text().encode("utf-8")
         with atomic_write(self.path, "wb") as fh:
             fh.write(data)
-        return replace(self, signature=hashlib.sha1(data).hexdigest(), _rows=None)  # noqa: S324
+            fh.flush()
+            key = disk_key(os.fstat(fh.fileno()))  # the rename onto the path keeps mtime, size and inode
+        return replace(self, signature=hashlib.sha1(data).hexdigest(), _rows=None, disk_key=key)  # noqa: S324
 
 
 class ChangedOnDisk(Exception):
     """The file is no longer the one this snapshot was read from: read it again and redo the change."""
+
+
+DiskKey = tuple[int, int, int]
+
+
+def disk_key(stat: os.stat_result) -> DiskKey:
+    """What tells one version of the file from another without reading it: (mtime_ns, size, inode)."""
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 def _signature(path: Path) -> str:

@@ -280,6 +280,28 @@ def test_a_locked_file_is_a_clear_423_the_decision_kept_in_the_journal_to_restor
     assert answer.ok and read_curator_manifest(manifest).set_index("lot_key").loc["www-1-1", "decision"] == "drop"
 
 
+def test_a_spreadsheet_save_right_after_the_apps_write_is_what_the_page_shows(app, project, monkeypatch):
+    """The app's write lands, then a spreadsheet saves in place before the app looks at the file again: the
+    app must not take the spreadsheet's file for its own (a CI run once showed the page the app's stale copy)."""
+    manifest = project / "data/review/manifest.csv"
+    real_replace = os.replace
+
+    def spreadsheet_saves_at_once(source, target):
+        real_replace(source, target)
+        if Path(target) == manifest:
+            text = manifest.read_bytes().decode("utf-8")
+            manifest.write_bytes(text.replace("Green", "Green edited in a spreadsheet").encode("utf-8"))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", spreadsheet_saves_at_once)
+        assert post(app, GOOD).ok
+    titles = {w["lot_key"]: w["title"] for w in get(app, "/api/works?artist=Ann%20A").json()["works"]}
+    assert titles["www-1-3"] == "Green edited in a spreadsheet"
+    assert post(app, {"lot_key": "www-1-3", "changes": {"note": "seen"}, "expected": {"note": ""}}).ok
+    rows = {r["lot_key"]: r for r in ReviewFile.read(manifest).rows()}  # the next write kept the edit
+    assert (rows["www-1-3"]["title"], rows["www-1-3"]["note"]) == ("Green edited in a spreadsheet", "seen")
+
+
 def test_the_cookie_is_scoped_to_this_launchs_path_and_a_second_tab_gets_the_token(app):
     page = requests.get(f"{app.app_url}?token=t0ken", timeout=10)
     cookie = page.headers["Set-Cookie"]
