@@ -175,10 +175,11 @@ class ReviewSession:
         return {name: row.get(name, "") for name in WORK_FIELDS}
 
     def lost(self) -> list[dict[str, Any]]:
-        """The journal's decisions the file lost, by work: the file's row, the journal's values, when, by what."""
-        snapshot = self.snapshot()
-        with self._reading():
-            found = lost_decisions(read_journal(self.journal), snapshot.rows())
+        """The journal's decisions the file lost, by work: the file's row, the journal's values, when, by what.
+        Under the write lock: a write journals first and then writes the file, and a decision read in between
+        would be listed as lost."""
+        with self.lock, self._reading():
+            found = lost_decisions(read_journal(self.journal), self.snapshot().rows())
         return [self._lost_item(item) for item in found]
 
     @classmethod

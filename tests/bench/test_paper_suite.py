@@ -70,8 +70,10 @@ def gone(pid: int, attempts: int = 200) -> bool:
     """True once `pid` has exited (a zombie waiting for init counts): SIGKILL lands when the process is next
     scheduled, so this polls its state rather than waiting a fixed time."""
     for _ in range(attempts):
-        stat = Path(f"/proc/{pid}/stat")
-        if not stat.exists() or stat.read_text().split()[2] in ("Z", "X"):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] in ("Z", "X"):
+                return True
+        except OSError:  # reaped, or reaped while being read
             return True
         time.sleep(0.01)
     return False

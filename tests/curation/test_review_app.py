@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -300,6 +301,26 @@ def test_a_spreadsheet_save_right_after_the_apps_write_is_what_the_page_shows(ap
     assert post(app, {"lot_key": "www-1-3", "changes": {"note": "seen"}, "expected": {"note": ""}}).ok
     rows = {r["lot_key"]: r for r in ReviewFile.read(manifest).rows()}  # the next write kept the edit
     assert (rows["www-1-3"]["title"], rows["www-1-3"]["note"]) == ("Green edited in a spreadsheet", "seen")
+
+
+def test_a_decision_being_written_is_never_listed_as_lost(app, project, monkeypatch):
+    """The journal is written before the file: a look at lost decisions in between must wait for the file."""
+    manifest = project / "data/review/manifest.csv"
+    real_replace = os.replace
+    seen: list = []
+    asking = threading.Thread(target=lambda: seen.append(get(app, "/api/lost").json()["lost"]))
+
+    def meanwhile_the_page_asks(source, target):  # journalled, the file not yet renamed into place
+        if Path(target) == manifest:
+            asking.start()
+            asking.join(timeout=1.0)  # it waits for the write (a slow machine only makes this test weaker)
+        real_replace(source, target)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", meanwhile_the_page_asks)
+        assert post(app, GOOD).ok
+    asking.join()
+    assert seen == [[]]
 
 
 def test_the_cookie_is_scoped_to_this_launchs_path_and_a_second_tab_gets_the_token(app):

@@ -131,6 +131,8 @@ def test_without_calendar_api_and_results_page_the_json_ld_route_and_bri_data_mo
         code = scrape_stage.crawl_lots(scrape_section(), site.base_url, site.online_base_url, tmp_path / "raw",
                                        tmp_path / "job", fast=True)
         served = site.stats()["requests"]
+        # distinct URLs: an answer that timed out on a loaded machine and was retried counts once
+        month_pages = {(s.origin, s.url) for s in site.counters.served() if s.kind == "calendar_ld"}
     lines = read_jsonl(tmp_path / "raw" / "lots.jsonl")
     got = Counter(line["lot_key"] for line in lines)
     assert code == 0 and max(got.values()) == 1
@@ -146,7 +148,7 @@ def test_without_calendar_api_and_results_page_the_json_ld_route_and_bri_data_mo
         assert by_key[key]["sale_date"] == catalogue.sale_of(lot).end.isoformat(), key
     stats = json.loads((tmp_path / "raw" / "crawl_stats.json").read_text())
     assert stats["christies/calendar_json_ld_months"] == len(catalogue.months)
-    assert served["calendar_ld"] == len(catalogue.months) and served["lotsearch"] > 0
+    assert len(month_pages) == len(catalogue.months) and served["lotsearch"] > 0
 
 
 def run_fetch(tmp_path: Path, catalogue, lots, faults: FaultConfig | None) -> tuple[int, list[dict], dict, DemoSite]:

@@ -39,12 +39,20 @@ def decisions() -> dict[str, tuple[str, str]]:
     return {row["lot_key"]: (row["decision"], row["note"]) for row in ReviewFile.read(CURATOR).rows()}
 
 
+def page_ready(driver) -> bool:
+    """Ann A's four works shown and the page's start-up done (its last step says "Ready"): a click before that
+    could have its "Saved" overwritten, or race the start-up's own check of lost decisions."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    return (len(driver.find_elements(By.CSS_SELECTOR, "article.card")) == 4
+            and driver.find_element(By.ID, "status").text.startswith("Ready"))
+
+
 @pytest.fixture
 def in_browser(sampled_repo, tmp_path_factory):
     """The app on `sampled_repo` and headless Chromium on the URL it printed, showing Ann A's four works:
     (server, driver, wait)."""
     from selenium.common.exceptions import StaleElementReferenceException  # noqa: PLC0415
-    from selenium.webdriver.common.by import By  # noqa: PLC0415
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
     server = review_app.serve(sampled_repo, "127.0.0.1", 0)
@@ -53,7 +61,7 @@ def in_browser(sampled_repo, tmp_path_factory):
         try:
             wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])  # re-rendered cards
             driver.get(f"{server.app_url}?token={server.session.token}")
-            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)
+            wait.until(page_ready)
             yield server, driver, wait
         finally:
             driver.quit()
@@ -230,8 +238,8 @@ def test_the_token_stays_with_the_app_and_a_second_tab_can_decide(in_browser):
     driver.get(f"{server.origin}/")  # the bare address says how to open the app
     assert "Open the address it printed" in driver.find_element(By.TAG_NAME, "body").text
     driver.get(server.app_url)  # the app's address without the token, as a second tab or a bookmark
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)
+    wait.until(page_ready)
     driver.find_element(By.CSS_SELECTOR, 'article[data-lot-key="www-7-2"]').find_element(
         By.XPATH, ".//button[normalize-space()='Drop']").click()
     wait.until(lambda _: decisions()["www-7-2"][0] == "drop")
-    assert "Saved: www-7-2" in driver.find_element(By.ID, "status").text
+    wait.until(lambda d: "Saved: www-7-2" in d.find_element(By.ID, "status").text)  # the answer reached the page
