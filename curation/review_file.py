@@ -197,13 +197,16 @@ class ReviewFile:
     def save(self) -> ReviewFile:
         """Write atomically, unless the file changed on disk since it was read (then ChangedOnDisk); return the
         snapshot of what was written."""
-        if _signature(self.path) != self.signature:
-            raise ChangedOnDisk(self.path)
         data = self.text().encode("utf-8")
         with atomic_write(self.path, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fsync(fh.fileno())
             key = disk_key(os.fstat(fh.fileno()))  # the rename onto the path keeps mtime, size and inode
+            # checked last, the new file ready: only a save by another program in the instant between this
+            # check and the rename can still be overwritten (leaving the block by ChangedOnDisk renames nothing)
+            if _signature(self.path) != self.signature:
+                raise ChangedOnDisk(self.path)
         return replace(self, signature=hashlib.sha1(data).hexdigest(), _rows=None, disk_key=key)  # noqa: S324
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -63,6 +64,24 @@ def test_edits_elsewhere_to_other_rows_survive_a_write(sheet):
     apply_change(sheet, "www-1-3", {"decision": "drop"}, {"decision": " KEEP "}, NOW)  # same meaning as keep
     rows = {r["lot_key"]: r for r in ReviewFile.read(sheet).rows()}
     assert (rows["www-1-1"]["decision"], rows["www-1-1"]["my column"]) == ("drop", "theirs")
+    assert rows["www-1-3"]["decision"] == "drop"
+
+
+def test_a_spreadsheet_save_while_the_new_file_is_being_written_survives_it(sheet, monkeypatch):
+    """The file is checked for changes after the new one is written, just before it replaces the file: a save
+    by a spreadsheet meanwhile (here, while the new file is flushed to disk) is read and kept, not overwritten."""
+    real_fsync, saved = os.fsync, []
+
+    def spreadsheet_saves_meanwhile(fd):
+        real_fsync(fd)
+        if not saved:
+            saved.append(True)
+            sheet.write_bytes(SPREADSHEET.replace("keep;www-1-1;mine", "drop;www-1-1;theirs").encode("utf-8"))
+
+    monkeypatch.setattr(os, "fsync", spreadsheet_saves_meanwhile)
+    apply_change(sheet, "www-1-3", {"decision": "drop"}, {"decision": "keep"}, NOW)
+    rows = {r["lot_key"]: r for r in ReviewFile.read(sheet).rows()}
+    assert saved and (rows["www-1-1"]["decision"], rows["www-1-1"]["my column"]) == ("drop", "theirs")
     assert rows["www-1-3"]["decision"] == "drop"
 
 
