@@ -5,8 +5,7 @@
     embedding (silhouette, Calinski-Harabasz) → `reports/compare/runs.csv` (with `pretrain_seed` and, for
     DCEC runs, iterations used, converged, last delta_label) and `reports/compare/summary.json`: mean ± sample
     std per method, convergence, and under `comparisons` DCEC against every other method on every label
-    metric, paired by seed (`model.metrics.paired_difference`: mean difference, 95% t-interval, verdict, and
-    whether the verdict holds with any one seed left out).
+    metric, paired by seed (`model.metrics.paired_difference`: mean difference, 95% t-interval, verdict).
 (b) k sweep: CAE+k-means and DCEC for k in `compare.sweep_ks` ∪ {model.k}, seeds `compare.sweep_seeds`
     → `reports/compare/sweep.csv` (means over the sweep seeds; CH also relative to its maximum over k, per
     method, as in paap's Table 2).
@@ -27,7 +26,6 @@ import it, and this module picks one of them.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -166,27 +164,13 @@ def per_seed(runs: pd.DataFrame, method: str, metric: str) -> dict[int, float]:
     return dict(zip(rows["seed"].astype(int), rows[metric].astype(float)))
 
 
-def paired_comparison(ours: dict[int, float], theirs: dict[int, float]) -> dict:
-    """`paired_difference`, and `holds_without_any_one_seed`: whether its verdict stays the same whichever one
-    seed is left out (None with fewer than 3 pairs, where one left out leaves no interval). A verdict that
-    leaving out one seed changes is as close to the line as those another CPU's floating-point last bits moved
-    on the embedded default (docs/VERIFICATION.md); the report marks it."""
-    cell = paired_difference(ours, theirs)
-    seeds = [seed for seed in ours.keys() & theirs.keys() if math.isfinite(ours[seed]) and math.isfinite(theirs[seed])]
-    if len(seeds) < 3:
-        return {**cell, "holds_without_any_one_seed": None}
-    verdicts = {paired_difference({s: v for s, v in ours.items() if s != left_out},
-                                  {s: v for s, v in theirs.items() if s != left_out})["verdict"] for left_out in seeds}
-    return {**cell, "holds_without_any_one_seed": verdicts == {cell["verdict"]}}
-
-
 def comparisons(runs: pd.DataFrame, methods: Sequence[str], reference: str = REFERENCE_METHOD) -> dict:
-    """{other method: {label metric: paired_comparison(reference, other)}}; empty without the reference.
+    """{other method: {label metric: paired_difference(reference, other)}}; empty without the reference.
 
     Internal metrics are left out: each is computed in its method's own embedding (not comparable)."""
     if reference not in methods:
         return {}
-    return {other: {metric: paired_comparison(per_seed(runs, reference, metric), per_seed(runs, other, metric))
+    return {other: {metric: paired_difference(per_seed(runs, reference, metric), per_seed(runs, other, metric))
                     for metric in LABEL_KEYS}
             for other in methods if other != reference}
 
@@ -232,8 +216,7 @@ def summarise(runs: pd.DataFrame, methods: Sequence[str], k: int, seeds: Sequenc
         "tol_note": tol_note(tol, n),
         "comparisons_method": f"{REFERENCE_METHOD} minus the other method, per seed (paired); mean and two-sided "
                               "95% Student t-interval over the seeds; verdict 'better' if the interval is above "
-                              "0, 'worse' if below, else 'no detectable difference'; holds_without_any_one_seed: "
-                              "the same verdict with each seed left out in turn (null with fewer than 3 seeds)",
+                              "0, 'worse' if below, else 'no detectable difference'",
         "comparisons": comparisons(runs, methods),
     }
 

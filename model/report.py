@@ -183,30 +183,11 @@ def signed(value: float | None) -> str:
     return "—" if value is None else f"{value:+.3f}"
 
 
-ONE_SEED_MARK = "†"
-
-
 def comparison_cell(cell: Mapping) -> str:
-    """'+0.012 [−0.003, +0.027] no detectable difference' for one paired comparison; † when one seed left out
-    changes the verdict."""
+    """'+0.012 [−0.003, +0.027] no detectable difference' for one paired comparison."""
     if cell.get("ci_low") is None:
         return f"{signed(cell.get('diff_mean'))} (n = {cell['n']}: no interval) {cell['verdict']}"
-    mark = f" {ONE_SEED_MARK}" if cell.get("holds_without_any_one_seed") is False else ""
-    return (f"{signed(cell['diff_mean'])} [{signed(cell['ci_low'])}, {signed(cell['ci_high'])}] "
-            f"{cell['verdict']}{mark}")
-
-
-def one_seed_note(summary: Mapping) -> str:
-    """What † means, and how many cells carry it; or why nothing can carry it with so few seeds."""
-    cells = [cell for row in summary["comparisons"].values() for cell in row.values()]
-    if max((cell["n"] for cell in cells), default=0) < 3:
-        return ("With fewer than 3 paired seeds no verdict can be checked with one seed left out, so none is marked "
-                f"{ONE_SEED_MARK}: read every verdict here as resting on each of its seeds.")
-    marked = sum(cell.get("holds_without_any_one_seed") is False for cell in cells)
-    return (f"{ONE_SEED_MARK}: the verdict changes when one of the seeds is left out, some one of them ({marked} "
-            f"of {len(cells)} cells): it needs every seed, so read it as unsettled. Verdicts this close to the line "
-            "are the ones another CPU's floating-point last bits can move (docs/VERIFICATION.md, \"How far the "
-            "last bits move Table 3's verdicts\").")
+    return f"{signed(cell['diff_mean'])} [{signed(cell['ci_low'])}, {signed(cell['ci_high'])}] {cell['verdict']}"
 
 
 def comparisons_table(summary: Mapping) -> str:
@@ -226,7 +207,7 @@ def paired_section(summary: Mapping) -> list[str]:
             "the verdict the interval gives. Each interval is a per-comparison 95% interval (no correction for "
             "the number of comparisons): with this many cells, expect an occasional 'better' or 'worse' by chance, "
             "so read a verdict together with its interval and the other metrics.",
-            comparisons_table(summary), one_seed_note(summary), comparisons_sentence(summary)]
+            comparisons_table(summary), comparisons_sentence(summary)]
 
 
 def methods_headline(summary: Mapping, metric: str = "nmi_arithmetic", rival: str = "n2d") -> str:
@@ -244,10 +225,8 @@ def methods_headline(summary: Mapping, metric: str = "nmi_arithmetic", rival: st
     if cell:
         reading = {"better": "DCEC beats", "worse": "DCEC loses to"}.get(
             cell["verdict"], "DCEC shows no detectable difference from")
-        fragile = ": a verdict that one seed left out changes, so unsettled" if (
-            cell.get("holds_without_any_one_seed") is False) else ""
         text += (f" Against the strongest simple rival, {METHOD_TITLES.get(rival, rival)} on the same CAE: "
-                 f"{reading} it ({comparison_cell(cell)}){fragile}.")
+                 f"{reading} it ({comparison_cell(cell)}).")
     return text
 
 
@@ -255,8 +234,7 @@ def comparisons_sentence(summary: Mapping, metric: str = "nmi_arithmetic") -> st
     """One sentence per verdict on `metric`, every method named: the reading of Table 3 in words."""
     by_verdict: dict[str, list[str]] = {}
     for other, cells in summary["comparisons"].items():
-        mark = f" {ONE_SEED_MARK}" if cells[metric].get("holds_without_any_one_seed") is False else ""
-        by_verdict.setdefault(cells[metric]["verdict"], []).append(METHOD_TITLES.get(other, other) + mark)
+        by_verdict.setdefault(cells[metric]["verdict"], []).append(METHOD_TITLES.get(other, other))
     n = max((cells[metric]["n"] for cells in summary["comparisons"].values()), default=0)
     parts = [f"is {verdict} than {', '.join(names)}" if verdict in ("better", "worse")
              else f"shows {verdict} from {', '.join(names)}" for verdict, names in by_verdict.items()]
