@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import atomic_write
+from common import atomic_path
 from curation.review_csv import (DECISIONS, MAX_FIELD_CHARS, ReviewCsvError, neutralise_cell, normalise_decision,
                                  restore_cell, sniff_delimiter)
 
@@ -74,7 +74,9 @@ class ReviewFile:
         """
         path = Path(path)
         with open(path, "rb") as fh:
-            key = disk_key(os.fstat(fh.fileno()))  # before reading: a later change then shows as a new key
+            # before reading, so a later save shows as another key, unless it writes the same size in place
+            # within one tick of the file system's clock (then a write is still refused by the signature check)
+            key = disk_key(os.fstat(fh.fileno()))
             data = fh.read()
         try:
             text = data.decode("utf-8")
@@ -198,13 +200,14 @@ class ReviewFile:
         """Write atomically, unless the file changed on disk since it was read (then ChangedOnDisk); return the
         snapshot of what was written."""
         data = self.text().encode("utf-8")
-        with atomic_write(self.path, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-            key = disk_key(os.fstat(fh.fileno()))  # the rename onto the path keeps mtime, size and inode
-            # checked last, the new file ready: only a save by another program in the instant between this
-            # check and the rename can still be overwritten (leaving the block by ChangedOnDisk renames nothing)
+        with atomic_path(self.path) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+                key = disk_key(os.fstat(fh.fileno()))  # the rename onto the path keeps mtime, size and inode
+            # checked last, the new file on disk: only a save by another program in the instant between this
+            # check and the rename can still be overwritten (ChangedOnDisk leaves the block: nothing renamed)
             if _signature(self.path) != self.signature:
                 raise ChangedOnDisk(self.path)
         return replace(self, signature=hashlib.sha1(data).hexdigest(), _rows=None, disk_key=key)  # noqa: S324
