@@ -26,7 +26,7 @@ import pandas as pd
 
 from common import atomic_path, atomic_write
 from curation.review_csv import ROW, ReviewCsvError, read_curator_manifest, read_review_csv
-from curation.review_journal import JOURNAL, describe, lost_decisions, read_journal
+from curation.review_journal import JOURNAL, Entry, describe, lost_decisions, read_journal
 
 log = logging.getLogger("curation.apply_review")
 
@@ -76,10 +76,10 @@ def join_decisions(auto: pd.DataFrame, curator: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def check_journal(curator: pd.DataFrame) -> None:
+def check_journal(curator: pd.DataFrame, journal: list[Entry]) -> None:
     """Raises ReviewCsvError naming every decision of the journal that the curator's file lost."""
     rows = curator.assign(_row=curator[ROW].astype(str)).to_dict("records")
-    lost = lost_decisions(read_journal(JOURNAL), rows)
+    lost = lost_decisions(journal, rows)
     if lost:
         raise ReviewCsvError([describe(item, CURATOR_MANIFEST, JOURNAL) for item in lost] + [
             "restore them: `make review` shows them (one click restores), or `python -m curation.review_app "
@@ -183,8 +183,11 @@ def write_contact_sheet(pages: dict[str, str], index_path: Path = CONTACT_SHEET,
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     auto = read_review_csv(MANIFEST_AUTO, required_columns=AUTO_REQUIRED).drop(columns=ROW)
+    # the journal before the file: the review app journals a decision, then writes the file, so a decision it
+    # saves meanwhile is listed as lost only if both reads fall between its two writes (a few milliseconds)
+    journal = read_journal(JOURNAL)
     curator = read_curator_manifest(CURATOR_MANIFEST, sampled_keys=set(auto["lot_key"]))
-    check_journal(curator)
+    check_journal(curator, journal)
     joined = join_decisions(auto, curator)
     reviewed = reviewed_rows(joined)
     if reviewed.empty:

@@ -136,6 +136,26 @@ def test_apply_review_stops_naming_each_lost_decision_and_runs_once_settled(revi
     assert kept_keys(reviewed) == ["www-1-1", "www-1-3"]
 
 
+def test_apply_review_run_while_the_app_saves_a_decision_does_not_call_it_lost(reviewed, monkeypatch):
+    """The app journals, then writes the file. apply_review reads the journal first, so the app's whole save
+    falling between its two reads leaves the decision in the file it reads, not only in the journal."""
+    saves = []
+
+    def then_the_app_saves(read):
+        def reading(*args, **kwargs):
+            found = read(*args, **kwargs)
+            if not saves:  # after apply_review's first read, whichever it is
+                saves.append(True)
+                decide("www-1-2", {"decision": "drop"}, 1)
+            return found
+        return reading
+
+    for name in ("read_journal", "read_curator_manifest"):
+        monkeypatch.setattr(apply_review, name, then_the_app_saves(getattr(apply_review, name)))
+    apply_review.main()
+    assert saves and kept_keys(reviewed) == ["www-1-1", "www-1-3"]
+
+
 def test_a_reviewed_at_without_a_zone_is_read_as_utc_not_a_crash():
     """A curator's hand-typed or a spreadsheet's reformatted `reviewed_at` ("2026-12-06 17:02") carries no zone;
     the journal's times do. Comparing them must not raise."""
