@@ -2,7 +2,7 @@
 // notes scraped from the web or typed by anyone are never parsed as HTML.
 "use strict";
 
-const state = { token: "", works: [], shown: [], current: 0, artist: null, lost: [] };
+const state = { token: "", works: [], shown: [], current: 0, artist: null, lost: [], said: 0 };
 const $ = (id) => document.getElementById(id);
 
 // The server puts the token in the page it serves (only to a request that has it), so a second tab opened at
@@ -26,7 +26,7 @@ async function api(path, body) {
   return { status: response.status, data };
 }
 
-function say(text) { $("status").textContent = text; }
+function say(text) { $("status").textContent = text; state.said += 1; }
 
 function artistName(name) { return name || "(no artist)"; }
 
@@ -307,10 +307,13 @@ async function start() {
   document.addEventListener("visibilitychange", refresh);
   window.addEventListener("focus", () => state.artist !== null && loadLost()); // a spreadsheet beside the window
   $("restore-all").addEventListener("click", () => settle("journal", state.lost));
+  const said = state.said;
   await loadArtists();
   await loadWorks();
   await loadLost();
-  say(state.lost.length ? "Ready. The file lost decisions: see the list above." : "Ready.");
+  // a decision saved (or an error) meanwhile keeps its message: the curator may have clicked already
+  if (state.said === said) say(state.lost.length ? "Ready. The file lost decisions: see the list above." : "Ready.");
+  document.body.dataset.started = "true";
 }
 
 start();

@@ -40,12 +40,12 @@ def decisions() -> dict[str, tuple[str, str]]:
 
 
 def page_ready(driver) -> bool:
-    """Ann A's four works shown and the page's start-up done (its last step says "Ready"): a click before that
-    could have its "Saved" overwritten, or race the start-up's own check of lost decisions."""
+    """Ann A's four works shown and the page's start-up done (its last step marks the body `data-started`): the
+    tests then never race the start-up's own check of lost decisions."""
     from selenium.webdriver.common.by import By  # noqa: PLC0415
 
     return (len(driver.find_elements(By.CSS_SELECTOR, "article.card")) == 4
-            and driver.find_element(By.ID, "status").text.startswith("Ready"))
+            and driver.find_element(By.TAG_NAME, "body").get_attribute("data-started") == "true")
 
 
 @pytest.fixture
@@ -243,3 +243,34 @@ def test_the_token_stays_with_the_app_and_a_second_tab_can_decide(in_browser):
         By.XPATH, ".//button[normalize-space()='Drop']").click()
     wait.until(lambda _: decisions()["www-7-2"][0] == "drop")
     wait.until(lambda d: "Saved: www-7-2" in d.find_element(By.ID, "status").text)  # the answer reached the page
+
+
+@pytest.mark.browser
+def test_a_decision_made_while_the_page_starts_keeps_its_saved_message(sampled_repo, tmp_path_factory):
+    """The start-up's last request (the lost decisions) is held until the curator has clicked Drop and the page
+    says Saved; the start-up then ends without replacing that message with Ready."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    server = review_app.serve(sampled_repo, "127.0.0.1", 0)
+    release = threading.Event()
+    real_lost = server.session.lost
+    server.session.lost = lambda: (release.wait(30), real_lost())[1]  # the first answer waits for the click
+    try:
+        driver = chrome_driver(tmp_path_factory.mktemp("chrome-profile"))
+        try:
+            wait = WebDriverWait(driver, 20)
+            driver.get(f"{server.app_url}?token={server.session.token}")
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.card")) == 4)
+            driver.find_element(By.CSS_SELECTOR, 'article[data-lot-key="www-7-1"]').find_element(
+                By.XPATH, ".//button[normalize-space()='Drop']").click()
+            wait.until(lambda d: "Saved: www-7-1" in d.find_element(By.ID, "status").text)
+            release.set()
+            wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-started") == "true")
+            assert "Saved: www-7-1" in driver.find_element(By.ID, "status").text
+        finally:
+            release.set()
+            driver.quit()
+    finally:
+        server.shutdown()
+        server.server_close()
